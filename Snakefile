@@ -1,0 +1,25 @@
+# crossmod: cross-modality personalization for retrieval (gaze, captions, personality).
+# The logic lives in the `crossmod` package (workflow/crossmod); every rule calls
+# one of its small command-line entry points.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,52 @@
+# Shared helpers: input functions, wildcard constraints, the default target's files.
+import json
+import re
+from pathlib import Path
+
+# Rules run `python -m crossmod.<stage>`; the package is put on PYTHONPATH for
+# every job (local, conda or cluster), so no install is needed where jobs run.
+PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
+# (Snakemake formats the prefix too, hence the doubled braces.)
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH="
+    + PACKAGE_DIR
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
+)
+CONDA_ENV = "../envs/crossmod.yaml"
+
+DATASETS = config["datasets"]
+RUN = config["run"]
+_unknown = [name for name in RUN if name not in DATASETS]
+if _unknown:
+    raise ValueError(
+        f"config 'run' names dataset(s) {', '.join(_unknown)} that 'datasets' does not define "
+        f"(defined: {', '.join(DATASETS)})"
+    )
+
+
+wildcard_constraints:
+    dataset="|".join(re.escape(name) for name in DATASETS),
+
+
+def dataset_root(wildcards):
+    """Folder in the release format: generated under results/ or given by the config."""
+    spec = DATASETS[wildcards.dataset]
+    if spec["source"] == "synthetic":
+        return f"results/{wildcards.dataset}/release"
+    return spec["path"]
+
+
+def generator_settings(wildcards):
+    return json.dumps(DATASETS[wildcards.dataset]["generator"], sort_keys=True)
+
+
+def lenient_flag(wildcards):
+    return "--lenient" if config["reader"]["lenient"] else ""
+
+
+def all_outputs():
+    files = []
+    for name in RUN:
+        files.append(f"results/{name}/data/annotations.parquet")
+        files.append(f"results/{name}/plots/examples.png")
+    return files
