@@ -1,0 +1,87 @@
+"""Shared fixtures: tiny synthetic settings and a hand-built release-format folder."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from crossmod.synthetic import GeneratorSettings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_settings(**overrides) -> GeneratorSettings:
+    """A small but structurally complete set: 24 users, 8 sets of 15 images, 3 annotators."""
+    values = dict(
+        kind="ads",
+        seed=7,
+        n_users=24,
+        n_images=60,
+        n_sets=8,
+        image_height=96,
+        image_width=128,
+        bubble_radius=8.0,
+        map_blur=1.5,
+    )
+    values.update(overrides)
+    return GeneratorSettings(**values)
+
+
+@pytest.fixture
+def tiny() -> GeneratorSettings:
+    return tiny_settings()
+
+
+def write_image(path: Path, height: int, width: int, value: int = 128) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((height, width, 3), value, dtype=np.uint8)).save(path)
+
+
+def write_map(path: Path, hm: np.ndarray, clicks: np.ndarray | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {"hm": hm}
+    if clicks is not None:
+        content["clicks"] = clicks
+    scipy.io.savemat(path, content)
+
+
+def make_release(root: Path, rows: list[dict], csv_name: str = "data.csv") -> Path:
+    """A release-format folder: one 20x30 image and map per distinct row (unless told not to).
+
+    Each row dict has task_id, image, ad_msg, personality, mturker_id; optional keys
+    ``no_image``, ``no_map`` and ``map_shape`` corrupt that row's files.
+    """
+    for row in rows:
+        image = root / "ims" / row["image"]
+        stem = Path(row["image"])
+        mat = root / "bv" / stem.parent / f"{stem.stem}_{row['task_id']}.mat"
+        if not row.get("no_image"):
+            write_image(image, 20, 30)
+        if not row.get("no_map"):
+            write_map(mat, np.zeros(row.get("map_shape", (20, 30)), dtype=np.float32))
+    path = root / csv_name
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["task_id", "image", "ad_msg", "personality", "mturker_id"])
+        for row in rows:
+            writer.writerow(
+                [row["task_id"], row["image"], row["ad_msg"], row["personality"], row["mturker_id"]]
+            )
+    return path
+
+
+def good_row(i: int, **overrides) -> dict:
+    row = dict(
+        task_id=str(100 + i),
+        image=f"{i % 3}/img_{i:03d}.jpg",
+        ad_msg=f"i should buy this because of the cat number {i}",
+        personality="[2 4 3 1 5 4 2 5 1 4]",
+        mturker_id=f"U{i % 4}",
+    )
+    row.update(overrides)
+    return row

@@ -1,0 +1,122 @@
+"""End-to-end: the real Snakemake workflow on tiny configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, good_row, make_release
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+TINY_GENERATOR = dict(
+    kind="coco", seed=3, n_users=9, n_images=20, n_sets=3, image_height=64, image_width=96,
+    bubble_radius=6.0,
+)  # fmt: skip
+
+
+def write_config(path: Path, datasets: dict, run: list[str], lenient: bool) -> Path:
+    config = {"run": run, "splits": 2, "reader": {"lenient": lenient}, "datasets": datasets}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_lint_is_clean():
+    result = subprocess.run([SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "good condition" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_tiny_run_synthetic_and_lenient_release(tmp_path):
+    release = tmp_path / "my-release"
+    rows = [good_row(i) for i in range(1, 7)]
+    rows[2]["personality"] = "[1 2]"
+    make_release(release, rows, csv_name="data_coco.csv")
+    config = write_config(
+        tmp_path / "tiny.yaml",
+        {
+            "tiny-coco": {"source": "synthetic", "generator": TINY_GENERATOR},
+            "mine": {"source": "release", "path": str(release)},
+        },
+        run=["tiny-coco", "mine"],
+        lenient=True,
+    )
+    run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
+    tiny = pd.read_parquet(tmp_path / "results/tiny-coco/data/annotations.parquet")
+    assert len(tiny) == 3 * 3 * 15 and tiny["user"].nunique() == 9
+    assert (tmp_path / "results/tiny-coco/plots/examples.png").stat().st_size > 10_000
+    mine = pd.read_parquet(tmp_path / "results/mine/data/annotations.parquet")
+    assert mine["row"].tolist() == [1, 2, 4, 5, 6]
+    rejects = pd.read_csv(tmp_path / "results/mine/data/rejects.csv")
+    assert rejects["row"].tolist() == [3] and "has 2 answers" in rejects.loc[0, "reason"]
+    log = (tmp_path / "results/logs/mine/validate.log").read_text()
+    assert "dropped 1 bad row(s)" in log
+    # Nothing left to do on a second invocation.
+    again = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_strict_run_fails_and_names_the_row(tmp_path):
+    release = tmp_path / "bad"
+    rows = [good_row(i) for i in range(1, 4)]
+    rows[1]["ad_msg"] = ""
+    make_release(release, rows)
+    config = write_config(
+        tmp_path / "strict.yaml",
+        {"bad": {"source": "release", "path": str(release)}},
+        run=["bad"],
+        lenient=False,
+    )
+    result = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "1", check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "results/logs/bad/validate.log").read_text()
+    assert "row 2 (line 3)" in log and "empty caption" in log
+    assert not (tmp_path / "results/bad/data/annotations.parquet").exists()
+
+
+def test_unknown_dataset_in_run_is_refused(tmp_path):
+    config = write_config(
+        tmp_path / "c.yaml",
+        {"a": {"source": "synthetic", "generator": TINY_GENERATOR}},
+        run=["b"],
+        lenient=False,
+    )
+    result = run_snakemake(tmp_path, "--configfile", str(config), "-n", check=False)
+    assert result.returncode != 0
+    assert "names dataset(s) b" in result.stdout + result.stderr
+
+
+def test_schema_rejects_a_misspelt_knob(tmp_path):
+    generator = dict(TINY_GENERATOR, style_strenght=0.0)
+    config = write_config(
+        tmp_path / "c.yaml",
+        {"a": {"source": "synthetic", "generator": generator}},
+        run=["a"],
+        lenient=False,
+    )
+    result = run_snakemake(tmp_path, "--configfile", str(config), "-n", check=False)
+    assert result.returncode != 0
+    assert "style_strenght" in result.stdout + result.stderr
