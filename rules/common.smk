@@ -44,9 +44,21 @@ def lenient_flag(wildcards):
     return "--lenient" if config["reader"]["lenient"] else ""
 
 
+def weights_flag(wildcards):
+    weights = config["features"]["backbone_weights"]
+    return f"--weights {weights}" if weights else ""
+
+
+def glove_input(wildcards):
+    """A GloVe text file named in the config is an input: editing it reruns the features."""
+    path = config["features"]["glove_path"]
+    return [path] if path else []
+
+
 def all_outputs():
     files = []
     for name in RUN:
         files.append(f"results/{name}/data/annotations.parquet")
         files.append(f"results/{name}/plots/examples.png")
+        files.append(f"results/{name}/features/annotations.parquet")
     return files

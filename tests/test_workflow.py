@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from conftest import REPO, good_row, make_release
+from crossmod.arrays import read_table
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -36,10 +38,18 @@ TINY_GENERATOR = dict(
 )  # fmt: skip
 
 
-def write_config(path: Path, datasets: dict, run: list[str], lenient: bool) -> Path:
+def write_config(
+    path: Path, datasets: dict, run: list[str], lenient: bool, **extra: object
+) -> Path:
     config = {"run": run, "splits": 2, "reader": {"lenient": lenient}, "datasets": datasets}
+    config.update(extra)
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> set[str]:
+    """Rule names a dry run would execute."""
+    return set(re.findall(r"^(?:local)?rule (\w+):", result.stdout, re.MULTILINE))
 
 
 def test_lint_is_clean():
@@ -73,9 +83,37 @@ def test_tiny_run_synthetic_and_lenient_release(tmp_path):
     assert rejects["row"].tolist() == [3] and "has 2 answers" in rejects.loc[0, "reason"]
     log = (tmp_path / "results/logs/mine/validate.log").read_text()
     assert "dropped 1 bad row(s)" in log
+
+    meta, arrays = read_table(tmp_path / "results/tiny-coco/features/annotations.parquet")
+    assert meta["annotation_id"].tolist() == tiny["annotation_id"].tolist()
+    assert arrays["gaze"].shape == (len(tiny), 1280) and arrays["image"].shape == (len(tiny), 1280)
+    assert arrays["text"].shape == (len(tiny), 50) and arrays["personality"].shape == (
+        len(tiny),
+        10,
+    )
+    assert (meta["unknown_words"] == 0).all() and (meta["revealed"] > 0).all()
+    # Annotators of the same image share their image vector, and gaze differs from it.
+    same = tiny.groupby("image")["annotation_id"].apply(list).iloc[0]
+    assert (arrays["image"][same] == arrays["image"][same[0]]).all()
+    assert not (arrays["gaze"][same[0]] == arrays["image"][same[0]]).all()
+    image_log = (tmp_path / "results/logs/tiny-coco/image_features.log").read_text()
+    assert "135 annotations, 20 unique images" in image_log
+
     # Nothing left to do on a second invocation.
     again = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # A knob outside the features (here the number of splits) recomputes no feature.
+    yaml_config = yaml.safe_load(config.read_text())
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(dict(yaml_config, splits=3)))
+    assert "image_features" not in planned_jobs(
+        run_snakemake(tmp_path, "--configfile", str(other), "-n")
+    )
+    # Changing the gaze pooling redoes the masking, not the CNN pass.
+    pooled = tmp_path / "pooled.yaml"
+    pooled.write_text(yaml.safe_dump(dict(yaml_config, features={"gaze_pooling": "mean"})))
+    jobs = planned_jobs(run_snakemake(tmp_path, "--configfile", str(pooled), "-n"))
+    assert "annotation_features" in jobs and "image_features" not in jobs
 
 
 @pytest.mark.slow

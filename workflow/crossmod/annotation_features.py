@@ -1,0 +1,115 @@
+"""``python -m crossmod.annotation_features``: every modality's vector per annotation.
+
+Per annotation: ``gaze`` (the image's conv map under the annotation's BubbleView map,
+pooled), ``image`` (the unmasked pooled map: the anchor v), ``text`` (the caption's
+encoding), ``personality`` (the ten BFI answers) and the gaze statistics (fraction
+revealed, max and min distance between bubble centres, number of bubbles). The conv
+maps come from ``image_features`` (one CNN pass per image); here only the cheap
+per-annotation masking happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+
+from crossmod.arrays import write_table
+from crossmod.bfi import COLUMNS as BFI_COLUMNS
+from crossmod.cli import ensure_parent, setup_logging
+from crossmod.gaze import gaze_statistics, masked_pool, resize_map
+from crossmod.release import load_map
+from crossmod.text import encode
+
+log = logging.getLogger("crossmod.annotation_features")
+
+# The image's file name is `image_name` here: `image` is the image modality's vectors.
+META_COLUMNS = ("annotation_id", "task_id", "user", "image")
+STAT_COLUMNS = ("revealed", "max_distance", "min_distance", "n_bubbles")
+
+
+def gaze_and_image_vectors(
+    annotations: pd.DataFrame,
+    maps: np.ndarray,
+    map_rows: np.ndarray,
+    pooling: str,
+    threshold: float,
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """g, v and the gaze statistics for every annotation (maps indexed by ``map_rows``)."""
+    n, channels, grid_h, grid_w = len(annotations), *maps.shape[1:]
+    image_vectors = maps.mean(axis=(2, 3))  # v: once per image
+    gaze = np.zeros((n, channels), dtype=np.float32)
+    stats = []
+    empty = 0
+    for i, (path, row) in enumerate(zip(annotations["map_path"], map_rows, strict=True)):
+        hm, clicks = load_map(path)
+        grid = resize_map(hm, grid_h, grid_w)
+        if grid.sum() <= 0:
+            empty += 1
+        gaze[i] = masked_pool(maps[row], grid, pooling)
+        stats.append(gaze_statistics(hm, clicks, threshold))
+    if empty:
+        log.warning("%d annotation(s) reveal nothing: their gaze vector is zero", empty)
+    return gaze, image_vectors[map_rows], pd.DataFrame(stats, columns=list(STAT_COLUMNS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--annotations", required=True)
+    parser.add_argument("--maps", required=True, help="maps.npy from image_features")
+    parser.add_argument("--index", required=True, help="images.parquet from image_features")
+    parser.add_argument("--out", required=True, help="features.parquet to write")
+    parser.add_argument("--coverage", required=True, help="text_coverage.json to write")
+    parser.add_argument("--pooling", default="masked", choices=("masked", "mean"))
+    parser.add_argument("--reveal-threshold", type=float, default=0.5)
+    parser.add_argument("--text-encoder", default="glove", choices=("glove", "minilm"))
+    parser.add_argument("--glove-path", default="", help="GloVe text file (default: 6B 50-d)")
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    annotations = pd.read_parquet(args.annotations)
+    images = pd.read_parquet(args.index)
+    maps = np.load(args.maps, mmap_mode="r")
+    lookup = dict(zip(images["image"], images["map_row"], strict=True))
+    missing = sorted(set(annotations["image"]) - set(lookup))
+    if missing:
+        raise SystemExit(f"{args.index}: no conv map for {len(missing)} image(s): {missing[:5]}")
+    map_rows = annotations["image"].map(lookup).to_numpy()
+    gaze, image, stats = gaze_and_image_vectors(
+        annotations, np.asarray(maps), map_rows, args.pooling, args.reveal_threshold
+    )
+    text, unknown, coverage = encode(
+        annotations["caption"].tolist(), args.text_encoder, args.glove_path or None
+    )
+    personality = annotations[list(BFI_COLUMNS)].to_numpy(dtype=np.float32)
+
+    meta = annotations[list(META_COLUMNS)].rename(columns={"image": "image_name"})
+    meta["unknown_words"] = unknown
+    meta = pd.concat([meta, stats], axis=1)
+    write_table(
+        meta,
+        {"gaze": gaze, "image": image, "text": text, "personality": personality},
+        ensure_parent(args.out),
+    )
+    report = {"text_encoder": args.text_encoder, "glove": args.glove_path or "glove-6b-50d"}
+    report.update(coverage.to_dict())
+    ensure_parent(args.coverage).write_text(json.dumps(report, indent=2) + "\n")
+    log.info(
+        "%d annotations: gaze %s, image %s, text %s, personality %s; unknown words %d/%d (%.2f%%)",
+        len(meta),
+        gaze.shape,
+        image.shape,
+        text.shape,
+        personality.shape,
+        coverage.n_unknown,
+        coverage.n_words,
+        100 * coverage.unknown_rate,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
