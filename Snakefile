@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"
+include: "rules/train.smk"
 
 
 rule all:

@@ -1,6 +1,7 @@
 # Shared helpers: input functions, wildcard constraints, the default target's files.
 import json
 import re
+import sys
 from pathlib import Path
 
 # Rules run `python -m crossmod.<stage>`; the package is put on PYTHONPATH for
@@ -13,6 +14,8 @@ shell.prefix(
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
 )
 CONDA_ENV = "../envs/crossmod.yaml"
+sys.path.insert(0, PACKAGE_DIR)
+from crossmod.networks import NETWORKS  # noqa: E402  (names of the trainable networks)
 
 DATASETS = config["datasets"]
 RUN = config["run"]
@@ -24,8 +27,23 @@ if _unknown:
     )
 
 
+TRAIN = config["training"]
+NETWORK_NAMES = (
+    sorted(NETWORKS) if TRAIN["networks"] == "all" else list(TRAIN["networks"])
+)
+_unknown = sorted(set(NETWORK_NAMES) - set(NETWORKS))
+if _unknown:
+    raise ValueError(
+        f"training.networks names unknown network(s) {', '.join(_unknown)}; "
+        f"known: {', '.join(sorted(NETWORKS))}"
+    )
+SPLITS = list(range(config["splits"]))
+
+
 wildcard_constraints:
     dataset="|".join(re.escape(name) for name in DATASETS),
+    network="|".join(sorted(NETWORKS)),
+    split=r"\d+",
 
 
 def dataset_root(wildcards):
@@ -55,10 +73,26 @@ def glove_input(wildcards):
     return [path] if path else []
 
 
+def training_settings(wildcards):
+    """Every training knob but the job-level ones, as JSON for crossmod.train."""
+    skip = {"networks", "threads"}
+    return json.dumps({k: v for k, v in TRAIN.items() if k not in skip}, sort_keys=True)
+
+
+def network_metrics(dataset):
+    return expand(
+        "results/{dataset}/split{split}/{network}/metrics.json",
+        dataset=dataset,
+        split=SPLITS,
+        network=NETWORK_NAMES,
+    )
+
+
 def all_outputs():
     files = []
     for name in RUN:
         files.append(f"results/{name}/data/annotations.parquet")
         files.append(f"results/{name}/plots/examples.png")
         files.append(f"results/{name}/features/annotations.parquet")
+        files.extend(network_metrics(name))
     return files

@@ -7,19 +7,19 @@ rule image_features:
     output:
         maps="results/{dataset}/features/image_maps.npy",
         index="results/{dataset}/features/images.parquet",
-    params:
-        backbone=config["features"]["backbone"],
-        weights=weights_flag,
-        batch_size=config["features"]["batch_size"],
-    threads: config["features"]["threads"]
-    resources:
-        mem_mb=4000,
     log:
         "results/logs/{dataset}/image_features.log",
     benchmark:
         "results/benchmarks/{dataset}/image_features.tsv"
     conda:
         CONDA_ENV
+    threads: config["features"]["threads"]
+    resources:
+        mem_mb=4000,
+    params:
+        backbone=config["features"]["backbone"],
+        weights=weights_flag,
+        batch_size=config["features"]["batch_size"],
     shell:
         "python -m crossmod.image_features --annotations {input} --maps {output.maps}"
         " --index {output.index} --backbone {params.backbone} {params.weights}"
@@ -35,19 +35,19 @@ rule annotation_features:
     output:
         features="results/{dataset}/features/annotations.parquet",
         coverage="results/{dataset}/features/text_coverage.json",
-    params:
-        pooling=config["features"]["gaze_pooling"],
-        threshold=config["features"]["reveal_threshold"],
-        encoder=config["features"]["text_encoder"],
-        glove=config["features"]["glove_path"],
-    resources:
-        mem_mb=4000,
     log:
         "results/logs/{dataset}/annotation_features.log",
     benchmark:
         "results/benchmarks/{dataset}/annotation_features.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=4000,
+    params:
+        pooling=config["features"]["gaze_pooling"],
+        threshold=config["features"]["reveal_threshold"],
+        encoder=config["features"]["text_encoder"],
+        glove=config["features"]["glove_path"],
     shell:
         "python -m crossmod.annotation_features --annotations {input.annotations}"
         " --maps {input.maps} --index {input.index} --out {output.features}"

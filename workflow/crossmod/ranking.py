@@ -1,0 +1,47 @@
+"""Ranks and retrieval metrics (SPEC 5).
+
+Rank of the positive = 1 + the number of negatives at a distance <= the positive's:
+ties count against the method, so a constant scorer gets the worst rank, not the best.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TASKS: tuple[str, ...] = ("g2p", "t2p", "p2g", "t2g", "g2t", "p2t")
+MODALITY = {"g": "gaze", "t": "text", "p": "personality", "v": "image"}
+
+
+def task_modalities(task: str) -> tuple[str, str]:
+    """'t2g' -> ('text', 'gaze'): query modality, answer modality."""
+    query, answer = task.split("2")
+    return MODALITY[query], MODALITY[answer]
+
+
+def ranks(distances: np.ndarray) -> np.ndarray:
+    """Rank of column 0 (the positive) in each row of an (n, pool) distance matrix."""
+    distances = np.asarray(distances)
+    return 1 + (distances[:, 1:] <= distances[:, :1]).sum(axis=1)
+
+
+def metrics(rank: np.ndarray) -> dict[str, float]:
+    rank = np.asarray(rank)
+    return {
+        "top1": float((rank == 1).mean()),
+        "top3": float((rank <= 3).mean()),
+        "rank": float(rank.mean()),
+        "n_queries": int(len(rank)),
+    }
+
+
+def pool_distances(
+    queries: np.ndarray, candidates: np.ndarray, position: np.ndarray, pools: np.ndarray
+) -> np.ndarray:
+    """Squared Euclidean distances of each query to its pool's candidates.
+
+    ``queries`` and ``candidates`` are embeddings of every annotation (rows indexed by
+    ``position[annotation_id]``); ``pools`` holds annotation ids, column 0 the query.
+    """
+    q = queries[position[pools[:, 0]]]  # (n, d)
+    c = candidates[position[pools]]  # (n, 15, d)
+    return ((c - q[:, None, :]) ** 2).sum(axis=-1)

@@ -1,0 +1,128 @@
+"""One triplet engine for every method (SPEC 4).
+
+A loss is a list of :class:`Term`. A term names the anchor modality, the other
+modality, the grouping key that defines positives (``image``: same image; ``user``:
+same user; ``user_image``: same user on the same image, i.e. the same annotation) and
+how negatives are used (``all``: every negative; ``semihard``: TensorFlow's semi-hard
+mining). For anchor i in the batch:
+
+- positives p: samples with the same key as i; when anchor and other modality are
+  the same, i itself is excluded ("another annotator's sample on image i");
+- negatives n: samples with a different key.
+
+A term contributes the mean of ``[d(a_i, o_p) - d(a_i, o_n) + margin]+`` over its valid
+(i, p, n) triplets (``all``) or (i, p) pairs with the mined n (``semihard``), with
+d the squared Euclidean distance. CONTENT (Eq. 1), STYLE (Eq. 2), BASE (Eq. 3), the
+content subset used inside OURS and every JOINT loss are lists of such terms
+(``crossmod.networks``), not separate hand-written losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+KEYS = ("image", "user", "user_image")
+MININGS = ("all", "semihard")
+
+
+@dataclass(frozen=True)
+class Term:
+    anchor: str
+    other: str
+    key: str
+    mining: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.key not in KEYS:
+            raise ValueError(f"unknown key {self.key!r}; use one of {KEYS}")
+        if self.mining not in MININGS:
+            raise ValueError(f"unknown mining {self.mining!r}; use one of {MININGS}")
+
+    def __str__(self) -> str:
+        return f"{self.anchor}->{self.other}|{self.key}|{self.mining}"
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(n, d), (m, d) -> (n, m) squared Euclidean distances (clamped at 0 for rounding)."""
+    a2 = (a * a).sum(dim=1, keepdim=True)
+    b2 = (b * b).sum(dim=1, keepdim=True).T
+    return (a2 + b2 - 2 * a @ b.T).clamp_min(0)
+
+
+def masks(key: torch.Tensor, same_modality: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive and negative masks (B, B) from one integer key per sample."""
+    same = key[:, None] == key[None, :]
+    positive = same.clone()
+    if same_modality:
+        positive.fill_diagonal_(False)
+    return positive, ~same
+
+
+def hinge_all(
+    d: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum and count of hinge losses over every valid (i, p, n).
+
+    Positives are sparse (a few per anchor), so the (anchor, positive) pairs are
+    gathered first: the work is (pairs x B), not B^3.
+    """
+    anchor, pos = positive.nonzero(as_tuple=True)
+    neg_mask = negative[anchor]  # (M, B)
+    hinge = torch.relu(d[anchor, pos][:, None] - d[anchor] + margin)
+    return (hinge * neg_mask).sum(), neg_mask.sum()
+
+
+def semihard_negatives(
+    d: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each valid (anchor, positive) pair: its indices and the mined negative's distance.
+
+    Semi-hard (as TensorFlow's ``triplet_semihard_loss``): the negative with the
+    smallest d(i, n) among those with d(i, n) > d(i, p); if there is none, the
+    negative with the largest d(i, n). Anchors without any negative are skipped.
+    """
+    valid = positive & negative.any(dim=1, keepdim=True)
+    anchor, pos = valid.nonzero(as_tuple=True)
+    d_pos = d[anchor, pos][:, None]  # (M, 1)
+    d_neg = d[anchor]  # (M, B)
+    neg_mask = negative[anchor]
+    farther = neg_mask & (d_neg > d_pos)
+    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
+    semihard = torch.where(farther, d_neg, inf).amin(dim=1)
+    hardest = torch.where(neg_mask, d_neg, -inf).amax(dim=1)
+    chosen = torch.where(farther.any(dim=1), semihard, hardest)
+    return anchor, pos, chosen
+
+
+def hinge_semihard(
+    d: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    anchor, pos, chosen = semihard_negatives(d, positive, negative)
+    hinge = torch.relu(d[anchor, pos] - chosen + margin)
+    return hinge.sum(), torch.tensor(len(anchor))
+
+
+def term_loss(
+    term: Term,
+    embeddings: dict[str, torch.Tensor],
+    keys: dict[str, torch.Tensor],
+    margin: float,
+) -> torch.Tensor:
+    """Mean hinge of one term over its valid triplets (0 when the batch has none)."""
+    d = squared_distances(embeddings[term.anchor], embeddings[term.other])
+    positive, negative = masks(keys[term.key], term.anchor == term.other)
+    hinge = hinge_all if term.mining == "all" else hinge_semihard
+    total, count = hinge(d, positive, negative, margin)
+    return total / count.clamp_min(1)
+
+
+def triplet_loss(
+    terms: list[Term] | tuple[Term, ...],
+    embeddings: dict[str, torch.Tensor],
+    keys: dict[str, torch.Tensor],
+    margin: float = 0.2,
+) -> torch.Tensor:
+    """The sum of the terms' mean hinges: the loss of any triplet method."""
+    return torch.stack([term_loss(t, embeddings, keys, margin) for t in terms]).sum()
