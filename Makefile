@@ -21,6 +21,12 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+	@echo
+	@echo "Tables:    results/tables/<dataset>/  (CSV, Markdown, LaTeX, HTML)"
+	@echo "Tidy data: results/metrics.csv  results/weights.csv  results/identity.csv"
+	@echo "Report:    results/report.html"
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/results/mlflow.db}"
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -19,6 +19,16 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"
 include: "rules/train.smk"
+include: "rules/combine.smk"
+include: "rules/identity.smk"
+include: "rules/tables.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+    mlflow_experiments,
+    collect,
 
 
 rule all:

@@ -16,6 +16,7 @@ shell.prefix(
 CONDA_ENV = "../envs/crossmod.yaml"
 sys.path.insert(0, PACKAGE_DIR)
 from crossmod.networks import NETWORKS  # noqa: E402  (names of the trainable networks)
+from crossmod.combine import parts_for  # noqa: E402  (which networks OURS combines)
 
 DATASETS = config["datasets"]
 RUN = config["run"]
@@ -79,12 +80,83 @@ def training_settings(wildcards):
     return json.dumps({k: v for k, v in TRAIN.items() if k not in skip}, sort_keys=True)
 
 
-def network_metrics(dataset):
+def split_metrics(wildcards):
     return expand(
         "results/{dataset}/split{split}/{network}/metrics.json",
-        dataset=dataset,
+        dataset=wildcards.dataset,
+        split=wildcards.split,
+        network=NETWORK_NAMES,
+    )
+
+
+def split_checkpoints(wildcards):
+    return expand(
+        "results/{dataset}/split{split}/{network}/model.pt",
+        dataset=wildcards.dataset,
+        split=wildcards.split,
+        network=NETWORK_NAMES,
+    )
+
+
+def all_network_metrics(wildcards):
+    return expand(
+        "results/{dataset}/split{split}/{network}/metrics.json",
+        dataset=RUN,
         split=SPLITS,
         network=NETWORK_NAMES,
+    )
+
+
+COMBINED = sorted(
+    {
+        name
+        for setup in ("per-task", "joint")
+        for task in ("g2p", "t2p", "p2g", "t2g", "g2t", "p2t")
+        for name in parts_for(setup, task).values()
+    }
+    & set(NETWORK_NAMES)
+)
+
+
+def combine_embeddings(wildcards):
+    return [
+        f"results/{wildcards.dataset}/split{wildcards.split}/{name}/embeddings.parquet"
+        for name in COMBINED
+    ]
+
+
+def combine_arguments(wildcards, input):
+    return " ".join(
+        f"{name}={path}" for name, path in zip(COMBINED, input.embeddings, strict=True)
+    )
+
+
+def all_combine(wildcards):
+    if not COMBINED:
+        return []
+    return expand(
+        "results/{dataset}/split{split}/combine.json", dataset=RUN, split=SPLITS
+    )
+
+
+# STYLE embeddings shown on the 2-D map: text from STYLE {t,p}, gaze from STYLE {g,p}.
+STYLE_MAP = [
+    (n, m)
+    for n, m in (("style_tp", "text"), ("style_gp", "gaze"))
+    if n in NETWORK_NAMES
+]
+
+
+def style_map_embeddings(wildcards):
+    return [
+        f"results/{wildcards.dataset}/split0/{n}/embeddings.parquet"
+        for n, _ in STYLE_MAP
+    ]
+
+
+def style_map_arguments(wildcards, input):
+    return " ".join(
+        f"{n}:{m}={p}" for (n, m), p in zip(STYLE_MAP, input.style, strict=True)
     )
 
 
@@ -94,5 +166,13 @@ def all_outputs():
         files.append(f"results/{name}/data/annotations.parquet")
         files.append(f"results/{name}/plots/examples.png")
         files.append(f"results/{name}/features/annotations.parquet")
-        files.extend(network_metrics(name))
+        files.extend(
+            expand("results/{name}/split{split}/runs.json", name=name, split=SPLITS)
+        )
+        files.append(f"results/tables/{name}")
+        files.extend(
+            f"results/{name}/plots/{plot}.png"
+            for plot in ("top3", "weights", "style_map")
+        )
+    files += ["results/metrics.csv", "results/weights.csv", "results/identity.csv"]
     return files

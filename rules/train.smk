@@ -55,7 +55,6 @@ rule train:
         features="results/{dataset}/features/annotations.parquet",
         splits="results/{dataset}/splits/users.csv",
         pools="results/{dataset}/splits/pools.parquet",
-        experiments="results/mlflow/experiments.json",
     output:
         checkpoint="results/{dataset}/split{split}/{network}/model.pt",
         embeddings="results/{dataset}/split{split}/{network}/embeddings.parquet",
@@ -71,12 +70,25 @@ rule train:
         mem_mb=3000,
     params:
         settings=training_settings,
-        uri=config["mlflow"]["tracking_uri"],
     shell:
         "python -m crossmod.train --features {input.features} --splits {input.splits}"
-        " --pools {input.pools} --experiments {input.experiments}"
-        " --dataset {wildcards.dataset} --split {wildcards.split}"
+        " --pools {input.pools} --dataset {wildcards.dataset} --split {wildcards.split}"
         " --network {wildcards.network} --settings {params.settings:q}"
         " --threads {threads} --checkpoint {output.checkpoint}"
-        " --embeddings {output.embeddings} --metrics {output.metrics}"
-        " --tracking-uri={params.uri:q} 2> {log}"
+        " --embeddings {output.embeddings} --metrics {output.metrics} 2> {log}"
+
+
+rule track_runs:
+    input:
+        experiments="results/mlflow/experiments.json",
+        metrics=split_metrics,
+        checkpoints=split_checkpoints,
+    output:
+        "results/{dataset}/split{split}/runs.json",
+    log:
+        "results/logs/{dataset}/split{split}/track_runs.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m crossmod.track --experiments {input.experiments}"
+        " --dataset {wildcards.dataset} --metrics {input.metrics} --out {output} 2> {log}"

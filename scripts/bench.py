@@ -4,6 +4,13 @@ Feature extraction: the pipeline (JPEG decode + resize + normalise in a prefetch
 CNN forward, copy out) against the backbone's bare forward on pre-made tensors of the
 same batch size, on the same images, interleaved so that both see the same machine.
 
+Training: steps per second of the CONTENT {t,g} network (sampler, forward, the six
+loss terms, backward, Adagrad step) against the bare forward and backward passes of
+the same linear layers on batches of the same size without the loss, interleaved.
+
+Default run: the wall and CPU time of every training job of the last ``make run``,
+read from Snakemake's benchmark files.
+
 Results go to stdout and to ``results/bench/bench.json``.
 """
 
@@ -23,6 +30,7 @@ from PIL import Image
 
 from crossmod.backbones import build_backbone
 from crossmod.image_features import extract
+from crossmod.networks import NETWORKS
 from crossmod.synthetic import GeneratorSettings, generate
 
 
@@ -69,12 +77,84 @@ def bench_features(n_images: int, batch_size: int, repeats: int) -> dict:
     }
 
 
+def _content_data():
+    """Split 0 of the default synthetic-ads features (run ``make run`` first for them)."""
+    from crossmod.train import load_split
+
+    root = Path("results/synthetic-ads")
+    needed = [root / "features/annotations.parquet", root / "splits/users.csv",
+              root / "splits/pools.parquet"]  # fmt: skip
+    if not all(p.exists() for p in needed):
+        raise SystemExit("training bench needs the default run's features: run `make run` first")
+    return load_split(*map(str, needed), split=0)
+
+
+def bench_training(steps: int, repeats: int) -> dict:
+    from crossmod.models import Embedder
+    from crossmod.train import TrainSettings, train_network
+
+    data = _content_data()
+    spec = NETWORKS["content_tg"]
+    settings = TrainSettings(steps=steps, eval_every=10 * steps, patience=0)
+    rows = data.train_rows
+    model = Embedder({m: data.features[m].shape[1] for m in spec.modalities})
+    optimizer = torch.optim.Adagrad(model.parameters(), lr=2.0, initial_accumulator_value=0.1)
+    rng = np.random.default_rng(0)
+    inputs = {m: torch.from_numpy(data.features[m][rows]) for m in spec.modalities}
+
+    def bare() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            batch = torch.from_numpy(rng.choice(len(rows), size=settings.batch_size))
+            out = model({m: x[batch] for m, x in inputs.items()})
+            loss = sum(o.sum() for o in out.values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return steps / (time.perf_counter() - start)
+
+    bare()  # warm-up
+    bare_rates, full_rates = [], []
+    for _ in range(repeats):
+        bare_rates.append(bare())
+        result = train_network(spec, data, settings, split=0)
+        # train_network evaluates once at the last step; count it in, as a real run does
+        full_rates.append(result.steps_run / result.seconds)
+    bare_rate, full_rate = float(np.median(bare_rates)), float(np.median(full_rates))
+    return {
+        "network": spec.name,
+        "steps": steps,
+        "repeats": repeats,
+        "bare_linear_steps_per_s": bare_rate,
+        "training_steps_per_s": full_rate,
+        "training_over_bare": full_rate / bare_rate,
+    }
+
+
+def default_run_training() -> dict | None:
+    """Wall and CPU seconds of every training job of the last default run."""
+    import pandas as pd
+
+    files = sorted(Path("results/benchmarks").glob("*/split*/*.tsv"))
+    if not files:
+        return None
+    table = pd.concat([pd.read_csv(f, sep="\t") for f in files], ignore_index=True)
+    return {
+        "jobs": len(files),
+        "sum_job_wall_s": float(table["s"].sum()),
+        "sum_job_cpu_s": float(table["cpu_time"].sum()),
+        "mean_job_wall_s": float(table["s"].mean()),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--skip-features", action="store_true")
     parser.add_argument("--out", default="results/bench/bench.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -86,16 +166,30 @@ def main() -> int:
             "torch": torch.__version__,
             "python": platform.python_version(),
         },
-        "features": bench_features(args.images, args.batch_size, args.repeats),
     }
-    f = report["features"]
+    if not args.skip_features:
+        report["features"] = f = bench_features(args.images, args.batch_size, args.repeats)
+        print(
+            f"feature extraction, {f['images']} images, batch {f['batch_size']}, "
+            f"median of {f['repeats']}:\n"
+            f"  bare forward   {f['bare_forward_images_per_s']:7.1f} images/s\n"
+            f"  pipeline       {f['pipeline_images_per_s']:7.1f} images/s"
+            f"  ({100 * f['pipeline_over_bare']:.0f}% of bare)"
+        )
+    torch.set_num_threads(1)  # training jobs run single-threaded, two at a time
+    report["training"] = t = bench_training(args.train_steps, args.repeats)
     print(
-        f"feature extraction, {f['images']} images, batch {f['batch_size']}, "
-        f"median of {f['repeats']}:\n"
-        f"  bare forward   {f['bare_forward_images_per_s']:7.1f} images/s\n"
-        f"  pipeline       {f['pipeline_images_per_s']:7.1f} images/s"
-        f"  ({100 * f['pipeline_over_bare']:.0f}% of bare)"
+        f"training {t['network']}, {t['steps']} steps, 1 thread, median of {t['repeats']}:\n"
+        f"  bare linear fwd+bwd  {t['bare_linear_steps_per_s']:7.1f} steps/s\n"
+        f"  training step        {t['training_steps_per_s']:7.1f} steps/s"
+        f"  ({100 * t['training_over_bare']:.0f}% of bare)"
     )
+    report["default_run"] = d = default_run_training()
+    if d:
+        print(
+            f"last default run: {d['jobs']} training jobs, {d['sum_job_wall_s']:.0f} s of job "
+            f"wall time ({d['sum_job_cpu_s']:.0f} s CPU; mean {d['mean_job_wall_s']:.1f} s a job)"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

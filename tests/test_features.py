@@ -40,11 +40,13 @@ def test_a_map_revealing_one_block_gives_that_blocks_pooled_features():
     quadrant = np.zeros((8, 8), dtype=np.float32)
     quadrant[:4, :4] = 1
     # channel 0 holds 8 * row + col: the quadrant's mean is 8 * 1.5 + 1.5; channel 1 adds 64
-    np.testing.assert_allclose(masked_pool(small, quadrant), [13.5, 77.5])
+    np.testing.assert_allclose(masked_pool(small, quadrant, "masked"), [13.5, 77.5])
+    np.testing.assert_allclose(masked_pool(small, quadrant, "mean"), [13.5 / 4, 77.5 / 4])
     # Half-revealed cells weigh half.
     half = np.zeros((1, 1, 2), dtype=np.float32)
     half[0, 0] = [2.0, 4.0]
-    np.testing.assert_allclose(masked_pool(half, np.array([[1.0, 0.5]])), [(2 + 2) / 1.5])
+    np.testing.assert_allclose(masked_pool(half, np.array([[1.0, 0.5]]), "masked"), [4 / 1.5])
+    np.testing.assert_allclose(masked_pool(half, np.array([[1.0, 0.5]]), "mean"), [4 / 2])
     assert np.all(masked_pool(conv, np.zeros((7, 7))) == 0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,8 +19,11 @@ from crossmod.arrays import read_table
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(env or os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     result = subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
         capture_output=True,
@@ -73,7 +77,12 @@ def test_tiny_run_synthetic_and_lenient_release(tmp_path):
         run=["tiny-coco", "mine"],
         lenient=True,
     )
-    run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
+    targets = [
+        "results/tiny-coco/features/annotations.parquet",
+        "results/tiny-coco/plots/examples.png",
+        "results/mine/data/annotations.parquet",
+    ]
+    run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2", *targets)
     tiny = pd.read_parquet(tmp_path / "results/tiny-coco/data/annotations.parquet")
     assert len(tiny) == 3 * 3 * 15 and tiny["user"].nunique() == 9
     assert (tmp_path / "results/tiny-coco/plots/examples.png").stat().st_size > 10_000
@@ -100,20 +109,111 @@ def test_tiny_run_synthetic_and_lenient_release(tmp_path):
     assert "135 annotations, 20 unique images" in image_log
 
     # Nothing left to do on a second invocation.
-    again = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "-n")
+    again = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "-n", *targets)
     assert "Nothing to be done" in again.stdout + again.stderr
-    # A knob outside the features (here the number of splits) recomputes no feature.
+    # Training knobs recompute no feature.
     yaml_config = yaml.safe_load(config.read_text())
     other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump(dict(yaml_config, splits=3)))
-    assert "image_features" not in planned_jobs(
-        run_snakemake(tmp_path, "--configfile", str(other), "-n")
-    )
+    other.write_text(yaml.safe_dump(dict(yaml_config, splits=3, training={"steps": 7})))
+    assert not planned_jobs(run_snakemake(tmp_path, "--configfile", str(other), "-n", *targets))
     # Changing the gaze pooling redoes the masking, not the CNN pass.
     pooled = tmp_path / "pooled.yaml"
     pooled.write_text(yaml.safe_dump(dict(yaml_config, features={"gaze_pooling": "mean"})))
-    jobs = planned_jobs(run_snakemake(tmp_path, "--configfile", str(pooled), "-n"))
+    jobs = planned_jobs(run_snakemake(tmp_path, "--configfile", str(pooled), "-n", *targets))
     assert "annotation_features" in jobs and "image_features" not in jobs
+
+
+TINY_TRAINING = {"steps": 40, "eval_every": 20, "batch_size": 64}
+
+
+@pytest.mark.slow
+def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
+    """Every network of 2 splits, OURS, identity, tables and plots, with 4 parallel jobs."""
+    from mlflow.tracking import MlflowClient
+
+    from crossmod.networks import NETWORKS
+
+    config = write_config(
+        tmp_path / "train.yaml",
+        {"tiny-coco": {"source": "synthetic", "generator": TINY_GENERATOR}},
+        run=["tiny-coco"],
+        lenient=False,
+        training=TINY_TRAINING,
+    )
+    env_free = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "4", env=env_free)
+    assert "database is locked" not in result.stdout + result.stderr
+    results = tmp_path / "results"
+    for split in (0, 1):
+        runs = json.loads((results / f"tiny-coco/split{split}/runs.json").read_text())
+        assert sorted(runs["runs"]) == sorted(NETWORKS)
+        for network, spec in NETWORKS.items():
+            metrics = json.loads(
+                (results / f"tiny-coco/split{split}/{network}/metrics.json").read_text()
+            )
+            assert tuple(metrics["test"]) == spec.tasks
+            for values in metrics["test"].values():
+                assert values["n_queries"] > 0 and 1 <= values["rank"] <= 15
+        combined = json.loads((results / f"tiny-coco/split{split}/combine.json").read_text())
+        assert len(combined["results"]) == 12  # 6 tasks x 2 setups
+
+    # Tidy outputs.
+    metrics = pd.read_csv(results / "metrics.csv")
+    assert list(metrics.columns[:9]) == [
+        "dataset",
+        "setup",
+        "method",
+        "task",
+        "split",
+        "top1",
+        "top3",
+        "rank",
+        "n_queries",
+    ]
+    ours = metrics[metrics["method"] == "ours"]
+    assert len(ours) == 2 * 12 and set(ours["setup"]) == {"per-task", "joint"}
+    weights = pd.read_csv(results / "weights.csv")
+    assert len(weights) == 24
+    assert (weights.loc[weights["task"].str.contains("p"), "b_content"] == 0).all()
+    identity = pd.read_csv(results / "identity.csv")
+    assert set(identity["features"]) == {"text", "gaze", "both"}
+    assert (identity["n_users"] == 9).all()
+    assert identity["chance"].iloc[0] == pytest.approx(1 / 9)
+    for name in ("table1_summary", "table3_top3", "table8_weights", "tableS2_rank", "identity"):
+        for ext in ("csv", "md", "tex", "html"):
+            assert (results / f"tables/tiny-coco/{name}.{ext}").stat().st_size > 100
+    for plot in ("top3", "weights", "style_map"):
+        assert (results / f"tiny-coco/plots/{plot}.png").stat().st_size > 10_000
+
+    # MLflow: one experiment, every run finished, with params, series and artifacts.
+    uri = "sqlite:///" + str((results / "mlflow.db").resolve())
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e for e in client.search_experiments() if e.name == "tiny-coco"]
+    assert len(experiments) == 1  # created once, up front
+    found = client.search_runs([experiments[0].experiment_id], max_results=1000)
+    assert len(found) == 2 * len(NETWORKS) + 2 * 12 + 1  # networks, OURS grids, identity
+    assert {r.info.status for r in found} == {"FINISHED"}
+    network_runs = [r for r in found if "network" in r.data.tags]
+    assert len(network_runs) == 2 * len(NETWORKS)
+    for run in network_runs:
+        assert run.data.tags["dataset"] == "tiny-coco" and run.data.tags["git_commit"]
+        assert run.data.params["train.steps"] == "40"
+        assert any(k.startswith("test_") for k in run.data.metrics)
+        history = client.get_metric_history(run.info.run_id, "val_top1")
+        assert [m.step for m in history] == [20, 40]
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 2
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"model.pt", "metrics.json"} <= artifacts
+    grids = [r for r in found if r.data.tags.get("method") == "ours"]
+    assert all("b_base" in r.data.params for r in grids)
+    assert "grid.json" in {a.path for a in client.list_artifacts(grids[0].info.run_id)}
+    logs = list((results / "logs").rglob("*.log"))
+    assert not any("database is locked" in p.read_text() for p in logs)
+    # Same config, same numbers: a second identical run reproduces the metrics.
+    again = tmp_path / "again"
+    again.mkdir()
+    run_snakemake(again, "--configfile", str(config), "--cores", "4", env=env_free)
+    pd.testing.assert_frame_equal(pd.read_csv(again / "results/metrics.csv"), metrics)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from crossmod.bfi import COLUMNS as BFI_COLUMNS
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.gaze import gaze_statistics, masked_pool, resize_map
 from crossmod.release import load_map
-from crossmod.text import encode
+from crossmod.text import TextCoverage, encode
 
 log = logging.getLogger("crossmod.annotation_features")
 
@@ -56,6 +56,32 @@ def gaze_and_image_vectors(
     return gaze, image_vectors[map_rows], pd.DataFrame(stats, columns=list(STAT_COLUMNS))
 
 
+def compute_features(
+    annotations: pd.DataFrame,
+    maps: np.ndarray,
+    images: pd.DataFrame,
+    pooling: str = "mean",
+    threshold: float = 0.5,
+    text_encoder: str = "glove",
+    glove_path: str | None = None,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], TextCoverage]:
+    """Metadata, per-modality matrices and text coverage for every annotation."""
+    lookup = dict(zip(images["image"], images["map_row"], strict=True))
+    missing = sorted(set(annotations["image"]) - set(lookup))
+    if missing:
+        raise ValueError(f"no conv map for {len(missing)} image(s): {missing[:5]}")
+    map_rows = annotations["image"].map(lookup).to_numpy()
+    gaze, image, stats = gaze_and_image_vectors(annotations, maps, map_rows, pooling, threshold)
+    text, unknown, coverage = encode(annotations["caption"].tolist(), text_encoder, glove_path)
+    personality = annotations[list(BFI_COLUMNS)].to_numpy(dtype=np.float32)
+    meta = annotations[list(META_COLUMNS)].rename(columns={"image": "image_name"})
+    meta = meta.reset_index(drop=True)
+    meta["unknown_words"] = unknown
+    meta = pd.concat([meta, stats], axis=1)
+    arrays = {"gaze": gaze, "image": image, "text": text, "personality": personality}
+    return meta, arrays, coverage
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--annotations", required=True)
@@ -63,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", required=True, help="images.parquet from image_features")
     parser.add_argument("--out", required=True, help="features.parquet to write")
     parser.add_argument("--coverage", required=True, help="text_coverage.json to write")
-    parser.add_argument("--pooling", default="masked", choices=("masked", "mean"))
+    parser.add_argument("--pooling", default="mean", choices=("mean", "masked"))
     parser.add_argument("--reveal-threshold", type=float, default=0.5)
     parser.add_argument("--text-encoder", default="glove", choices=("glove", "minilm"))
     parser.add_argument("--glove-path", default="", help="GloVe text file (default: 6B 50-d)")
@@ -71,39 +97,27 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
 
     annotations = pd.read_parquet(args.annotations)
-    images = pd.read_parquet(args.index)
-    maps = np.load(args.maps, mmap_mode="r")
-    lookup = dict(zip(images["image"], images["map_row"], strict=True))
-    missing = sorted(set(annotations["image"]) - set(lookup))
-    if missing:
-        raise SystemExit(f"{args.index}: no conv map for {len(missing)} image(s): {missing[:5]}")
-    map_rows = annotations["image"].map(lookup).to_numpy()
-    gaze, image, stats = gaze_and_image_vectors(
-        annotations, np.asarray(maps), map_rows, args.pooling, args.reveal_threshold
-    )
-    text, unknown, coverage = encode(
-        annotations["caption"].tolist(), args.text_encoder, args.glove_path or None
-    )
-    personality = annotations[list(BFI_COLUMNS)].to_numpy(dtype=np.float32)
-
-    meta = annotations[list(META_COLUMNS)].rename(columns={"image": "image_name"})
-    meta["unknown_words"] = unknown
-    meta = pd.concat([meta, stats], axis=1)
-    write_table(
-        meta,
-        {"gaze": gaze, "image": image, "text": text, "personality": personality},
-        ensure_parent(args.out),
-    )
+    try:
+        meta, arrays, coverage = compute_features(
+            annotations,
+            np.load(args.maps),
+            pd.read_parquet(args.index),
+            args.pooling,
+            args.reveal_threshold,
+            args.text_encoder,
+            args.glove_path or None,
+        )
+    except ValueError as err:
+        raise SystemExit(f"{args.index}: {err}") from None
+    write_table(meta, arrays, ensure_parent(args.out))
     report = {"text_encoder": args.text_encoder, "glove": args.glove_path or "glove-6b-50d"}
     report.update(coverage.to_dict())
     ensure_parent(args.coverage).write_text(json.dumps(report, indent=2) + "\n")
+    shapes = ", ".join(f"{m} {x.shape}" for m, x in arrays.items())
     log.info(
-        "%d annotations: gaze %s, image %s, text %s, personality %s; unknown words %d/%d (%.2f%%)",
+        "%d annotations: %s; unknown words %d/%d (%.2f%%)",
         len(meta),
-        gaze.shape,
-        image.shape,
-        text.shape,
-        personality.shape,
+        shapes,
         coverage.n_unknown,
         coverage.n_words,
         100 * coverage.unknown_rate,

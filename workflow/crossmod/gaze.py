@@ -3,11 +3,13 @@
 g (SPEC 3): the image's conv map multiplied by the annotation's BubbleView map resized
 to the conv map's grid, then average-pooled. Two poolings are offered:
 
-- ``masked`` (default): sum(F * m) / sum(m), the mean feature of the region the person
-  revealed; a map that reveals one quadrant gives exactly that quadrant's pooled
-  features, whatever its size.
-- ``mean``: sum(F * m) / (h * w), the paper's literal "multiply, then average-pool";
-  it equals ``masked`` times the revealed fraction of the grid.
+- ``mean`` (default): sum(F * m) / (h * w), the paper's literal "multiply, then
+  average-pool"; it equals ``masked`` times the revealed fraction of the grid, so g also
+  carries how much the person explored (a style the generator plants, and which
+  measurably helps STYLE: README, "Choices");
+- ``masked``: sum(F * m) / sum(m), the mean feature of the region the person revealed;
+  a map that reveals one quadrant gives exactly that quadrant's pooled features,
+  whatever its size.
 
 The map is resized by area averaging (each grid cell gets the mean of the map over the
 pixels it covers), since the CNN sees the whole image resized, not cropped.
@@ -30,7 +32,7 @@ def resize_map(hm: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.Resampling.BOX), dtype=np.float32)
 
 
-def masked_pool(conv_map: np.ndarray, grid_mask: np.ndarray, pooling: str = "masked") -> np.ndarray:
+def masked_pool(conv_map: np.ndarray, grid_mask: np.ndarray, pooling: str = "mean") -> np.ndarray:
     """Pool a C x h x w conv map under an h x w mask (see the module docstring)."""
     weighted = np.einsum("chw,hw->c", conv_map, grid_mask, dtype=np.float64)
     if pooling == "masked":

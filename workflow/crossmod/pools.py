@@ -64,9 +64,7 @@ def draw_pools(
     return pools
 
 
-def make_pools(
-    annotations: pd.DataFrame, splits: pd.DataFrame, seed: int
-) -> pd.DataFrame:
+def make_pools(annotations: pd.DataFrame, splits: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Pools of every validation and test annotation of every split."""
     frames = []
     for split, table in splits.groupby("split"):

@@ -30,7 +30,7 @@ def metrics(rank: np.ndarray) -> dict[str, float]:
         "top1": float((rank == 1).mean()),
         "top3": float((rank <= 3).mean()),
         "rank": float(rank.mean()),
-        "n_queries": int(len(rank)),
+        "n_queries": len(rank),
     }
 
 

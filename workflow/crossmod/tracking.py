@@ -99,6 +99,7 @@ def log_run(
     series: dict[str, list[tuple[int, float]]],
     final: dict[str, float],
     artifacts: list[Path],
+    tables: dict[str, object] | None = None,
 ) -> str:
     """One MLflow run with everything at once; returns its run id."""
     from mlflow.entities import Metric, Param, RunTag
@@ -123,10 +124,13 @@ def log_run(
     for start in range(0, len(metric_list), MAX_METRICS_PER_BATCH):
         chunk = metric_list[start : start + MAX_METRICS_PER_BATCH]
         retry(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk), "log metrics")
-    retry(
-        lambda: client.log_batch(run_id, tags=[RunTag("mlflow.runName", run_name)]), "log tags"
-    )
+    retry(lambda: client.log_batch(run_id, tags=[RunTag("mlflow.runName", run_name)]), "log tags")
     for path in artifacts:
         retry(lambda path=path: client.log_artifact(run_id, str(path)), "log artifact")
+    for name, table in (tables or {}).items():
+        retry(
+            lambda name=name, table=table: client.log_table(run_id, data=table, artifact_file=name),
+            "log table",
+        )
     retry(lambda: client.set_terminated(run_id, "FINISHED"), "finish run")
     return run_id

@@ -22,7 +22,6 @@ import logging
 import time
 import zlib
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,8 +29,8 @@ import torch
 
 from crossmod.arrays import read_table, write_table
 from crossmod.cli import ensure_parent, parse_json, setup_logging
-from crossmod.models import Embedder, bilinear_scores, veit_loss
-from crossmod.networks import NETWORKS, SHORT, NetworkSpec
+from crossmod.models import Embedder, veit_loss
+from crossmod.networks import NETWORKS, NetworkSpec
 from crossmod.pools import pool_matrix
 from crossmod.ranking import metrics, ranks, task_modalities
 from crossmod.sampler import GroupBatchSampler
@@ -76,17 +75,22 @@ class SplitData:
     pools: dict[str, np.ndarray]  # part -> (n, 15) annotation ids
 
 
-def load_split(features_path: str, splits_path: str, pools_path: str, split: int) -> SplitData:
-    meta, arrays = read_table(features_path)
-    splits = pd.read_csv(splits_path, dtype={"user": str})
+def split_data(
+    meta: pd.DataFrame,
+    arrays: dict[str, np.ndarray],
+    splits: pd.DataFrame,
+    pools: pd.DataFrame,
+    split: int,
+) -> SplitData:
+    """Arrays of one split from the feature table, the user splits and the pools."""
     part_of = splits[splits["split"] == split].set_index("user")["part"]
     parts = meta["user"].astype(str).map(part_of)
     if parts.isna().any():
-        raise ValueError(f"{splits_path}: split {split} misses users of {features_path}")
+        missing = sorted(meta.loc[parts.isna(), "user"].astype(str).unique())[:5]
+        raise ValueError(f"split {split} does not place user(s) {missing}")
     ids = meta["annotation_id"].to_numpy()
     position = np.full(ids.max() + 1, -1, dtype=np.int64)
     position[ids] = np.arange(len(ids))
-    pool_table = pd.read_parquet(pools_path)
     keys = {
         "image": pd.factorize(meta["image_name"])[0],
         "user": pd.factorize(meta["user"])[0],
@@ -98,8 +102,14 @@ def load_split(features_path: str, splits_path: str, pools_path: str, split: int
         keys={k: v.astype(np.int64) for k, v in keys.items()},
         train_rows=np.flatnonzero((parts == "train").to_numpy()),
         position=position,
-        pools={part: pool_matrix(pool_table, split, part)[1] for part in ("val", "test")},
+        pools={part: pool_matrix(pools, split, part)[1] for part in ("val", "test")},
     )
+
+
+def load_split(features_path: str, splits_path: str, pools_path: str, split: int) -> SplitData:
+    meta, arrays = read_table(features_path)
+    splits = pd.read_csv(splits_path, dtype={"user": str})
+    return split_data(meta, arrays, splits, pd.read_parquet(pools_path), split)
 
 
 def embed_all(model: Embedder, data: SplitData) -> dict[str, np.ndarray]:
@@ -137,7 +147,9 @@ def evaluate(
     embeddings = embed_all(model, data)
     W = model.W.detach().numpy() if model.W is not None else None
     return {
-        task: metrics(ranks(task_distances(embeddings, W, spec, task, data.position, data.pools[part])))
+        task: metrics(
+            ranks(task_distances(embeddings, W, spec, task, data.position, data.pools[part]))
+        )
         for task in spec.tasks
     }
 
@@ -257,12 +269,41 @@ def _flat_series(result: TrainResult) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
+def run_record(
+    spec: NetworkSpec,
+    settings: TrainSettings,
+    result: TrainResult,
+    val: dict,
+    test: dict,
+    dataset: str,
+    split: int,
+    threads: int,
+) -> dict:
+    """Everything MLflow gets about this run (``crossmod.track`` logs it)."""
+    params = {f"train.{k}": v for k, v in asdict(settings).items()}
+    params.update(
+        {
+            "network": spec.name, "method": spec.method, "setup": spec.setup, "pair": spec.pair,
+            "modalities": ",".join(spec.modalities), "content_subset": spec.content_subset,
+            "terms": "; ".join(map(str, spec.terms)) or "bilinear softmax",
+            "dataset": dataset, "split": split, "threads": threads,
+        }
+    )  # fmt: skip
+    tags = {
+        "dataset": dataset, "split": str(split), "setup": spec.setup, "method": spec.method,
+        "pair": spec.pair, "network": spec.name,
+    }  # fmt: skip
+    final = {f"test_{t}_{m}": test[t][m] for t in spec.tasks for m in ("top1", "top3", "rank")}
+    final.update({f"best_val_{t}_top1": val[t]["top1"] for t in spec.tasks})
+    final.update({"best_step": result.best_step, "train_seconds": result.seconds})
+    return {"params": params, "tags": tags, "series": _flat_series(result), "final": final}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", required=True)
     parser.add_argument("--splits", required=True)
     parser.add_argument("--pools", required=True)
-    parser.add_argument("--experiments", required=True, help="experiments.json (name -> id)")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--split", type=int, required=True)
     parser.add_argument("--network", required=True, choices=sorted(NETWORKS))
@@ -271,11 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--metrics", required=True)
-    parser.add_argument("--tracking-uri", default="")
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
-    from crossmod.tracking import git_commit, log_run, resolve_tracking_uri
 
     settings = TrainSettings.from_dict(parse_json(args.settings))
     spec = NETWORKS[args.network]
@@ -296,7 +335,6 @@ def main(argv: list[str] | None = None) -> int:
     for task in spec.tasks:
         log.info("  %s val %s | test %s", task, val[task], test[task])
 
-    checkpoint = ensure_parent(args.checkpoint)
     torch.save(
         {
             "network": spec.name,
@@ -304,48 +342,21 @@ def main(argv: list[str] | None = None) -> int:
             "input_dims": {m: int(data.features[m].shape[1]) for m in spec.modalities},
             "state_dict": result.model.state_dict(),
         },
-        checkpoint,
+        ensure_parent(args.checkpoint),
     )
     embeddings = embed_all(result.model, data)
-    write_table(
-        pd.DataFrame({"annotation_id": data.annotation_ids}), embeddings, args.embeddings
-    )
-
-    experiments = json.loads(Path(args.experiments).read_text())
-    uri = resolve_tracking_uri(args.tracking_uri or experiments.get("tracking_uri"))
-    experiment_id = experiments["experiments"][args.dataset]
-    params = {f"train.{k}": v for k, v in asdict(settings).items()}
-    params.update(
-        {
-            "network": spec.name, "method": spec.method, "setup": spec.setup, "pair": spec.pair,
-            "modalities": ",".join(spec.modalities), "content_subset": spec.content_subset,
-            "terms": "; ".join(map(str, spec.terms)) or "bilinear softmax",
-            "dataset": args.dataset, "split": args.split, "threads": args.threads,
-            "features": args.features,
-        }
-    )  # fmt: skip
-    tags = {
-        "dataset": args.dataset, "split": str(args.split), "setup": spec.setup,
-        "method": spec.method, "pair": spec.pair, "network": spec.name,
-        "git_commit": git_commit(Path(__file__).resolve().parents[2]),
-    }  # fmt: skip
-    final = {f"test_{t}_{m}": test[t][m] for t in spec.tasks for m in ("top1", "top3", "rank")}
-    final.update({f"best_val_{t}_top1": val[t]["top1"] for t in spec.tasks})
-    final.update({"best_step": result.best_step, "train_seconds": result.seconds})
-    run_id = log_run(
-        uri, experiment_id, f"{args.dataset}/split{args.split}/{spec.name}", params, tags,
-        _flat_series(result), final, [checkpoint],
-    )  # fmt: skip
+    write_table(pd.DataFrame({"annotation_id": data.annotation_ids}), embeddings, args.embeddings)
     report = {
         "dataset": args.dataset, "split": args.split, "network": spec.name,
         "method": spec.method, "setup": spec.setup, "pair": spec.pair,
-        "content_subset": spec.content_subset, "best_step": result.best_step,
-        "steps_run": result.steps_run, "stopped_early": result.stopped_early,
-        "train_seconds": result.seconds, "val": val, "test": test,
-        "run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri,
+        "content_subset": spec.content_subset, "tasks": list(spec.tasks),
+        "best_step": result.best_step, "steps_run": result.steps_run,
+        "stopped_early": result.stopped_early, "train_seconds": result.seconds,
+        "val": val, "test": test,
+        "run": run_record(spec, settings, result, val, test, args.dataset, args.split,
+                          args.threads),
     }  # fmt: skip
     ensure_parent(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
-    log.info("MLflow run %s in experiment %s (%s)", run_id, experiment_id, uri)
     return 0
 
 

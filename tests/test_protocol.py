@@ -1,0 +1,115 @@
+"""Splits, pools, ranks and the VEIT score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from crossmod.models import Embedder, bilinear_scores, veit_loss
+from crossmod.pools import POOL_SIZE, draw_pools, make_pools
+from crossmod.ranking import metrics, ranks, task_modalities
+from crossmod.sampler import GroupBatchSampler
+from crossmod.splits import make_splits
+
+
+def test_splits_are_disjoint_sized_and_seeded():
+    users = [f"u{i}" for i in range(139)]
+    table = make_splits(users * 2, 5, seed=0)
+    for _, part in table.groupby("split"):
+        assert part["user"].is_unique and set(part["user"]) == set(users)
+        sizes = part["part"].value_counts()
+        assert (sizes["train"], sizes["val"], sizes["test"]) == (97, 14, 28)
+    first = table[table["split"] == 0].set_index("user")["part"]
+    second = table[table["split"] == 1].set_index("user")["part"]
+    assert (first != second.reindex(first.index)).any()
+    pd.testing.assert_frame_equal(table, make_splits(users, 5, seed=0))
+    assert not make_splits(users, 5, seed=1).equals(table)
+    with pytest.raises(ValueError, match="too few"):
+        make_splits(["a", "b"], 1, 0)
+
+
+def _annotations(n_images=30, per_image=3, n_users=12, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for image in range(n_images):
+        for user in rng.choice(n_users, size=per_image, replace=False):
+            rows.append((len(rows), f"u{user}", f"img{image}"))
+    return pd.DataFrame(rows, columns=["annotation_id", "user", "image"])
+
+
+def test_pool_composition():
+    annotations = _annotations()
+    queries = annotations["annotation_id"].to_numpy()[:40]
+    pools = draw_pools(annotations, queries, np.random.default_rng(0))
+    table = annotations.set_index("annotation_id")
+    assert pools.shape == (40, POOL_SIZE)
+    for query, pool in zip(queries, pools, strict=True):
+        user, image = table.loc[query, "user"], table.loc[query, "image"]
+        assert pool[0] == query and len(set(pool)) == POOL_SIZE
+        same = table.loc[pool[1:3]]
+        assert (same["image"] == image).all() and (same["user"] != user).all()
+        other = table.loc[pool[3:]]
+        assert (other["image"] != image).all() and other["image"].is_unique
+        assert (other["user"] != user).all()
+
+
+def test_pools_are_drawn_once_per_split_and_reproducible():
+    annotations = _annotations()
+    splits = make_splits(annotations["user"].tolist(), 2, seed=0)
+    pools = make_pools(annotations, splits, seed=0)
+    pd.testing.assert_frame_equal(pools, make_pools(annotations, splits, seed=0))
+    for (split, part), chunk in pools.groupby(["split", "part"]):
+        members = splits[(splits["split"] == split) & (splits["part"] == part)]["user"]
+        expected = annotations[annotations["user"].isin(members)]["annotation_id"]
+        assert sorted(chunk["query"]) == sorted(expected)
+
+
+def test_ranks_count_ties_against_the_method():
+    distances = np.array([[1, 2, 3], [1, 1, 0.5], [0, 0, 0], [2, 1, 3]])
+    assert ranks(distances).tolist() == [1, 3, 3, 2]
+    got = metrics(ranks(distances))
+    assert got == {"top1": 0.25, "top3": 1.0, "rank": 2.25, "n_queries": 4}
+    constant = np.zeros((10, 15))
+    assert metrics(ranks(constant))["rank"] == 15  # a constant scorer gets the worst rank
+    assert task_modalities("t2g") == ("text", "gaze")
+
+
+def test_veit_score_and_loss_by_hand():
+    x = torch.tensor([[1.0, 0.0]])
+    y = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    W = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    torch.testing.assert_close(bilinear_scores(x, y, W), torch.tensor([[2.0, 3.0]]))
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    logits = (a @ W @ b.T).numpy()  # [[1, 3], [3, 7]]
+    ce = lambda z, t: -(z[t] - np.log(np.exp(z).sum()))  # noqa: E731
+    expected = (ce(logits[0], 0) + ce(logits[1], 1)) / 2 + (
+        ce(logits.T[0], 0) + ce(logits.T[1], 1)
+    ) / 2
+    got = veit_loss({"text": a, "gaze": b}, W, [("text", "gaze")])
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    model = Embedder({"text": 3, "gaze": 4}, dim=5, bilinear=True)
+    params = sum(p.numel() for p in model.parameters())
+    assert params == (3 + 4) * 5 + 2 * 5 + 5 * 5  # O((d1 + d2) m + m^2)
+
+
+def test_sampler_gives_every_anchor_a_positive():
+    rng = np.random.default_rng(0)
+    image = np.repeat(np.arange(100), 3)
+    user = rng.integers(0, 40, size=300)
+    sampler = GroupBatchSampler(
+        {"image": image, "user": user, "user_image": np.arange(300)},
+        ("image", "user"), 128, 4, rng,
+    )  # fmt: skip
+    for _ in range(20):
+        batch = sampler()
+        assert len(batch) == 128 and len(np.unique(batch)) == 128
+        grouped = 0
+        for key in (image, user):
+            _, counts = np.unique(key[batch], return_counts=True)
+            grouped += counts[counts >= 2].sum()
+        assert grouped >= 100  # the P x K part; the rest is random filling
+    random_only = GroupBatchSampler({"user_image": np.arange(300)}, ("user_image",), 128, 4, rng)
+    assert len(np.unique(random_only())) == 128
