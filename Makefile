@@ -8,7 +8,7 @@ CORES ?= $(shell nproc)
 # Jobs find `python -m crossmod...` in the venv.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-slurm lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The real-SLURM test: installs Debian's slurm-wlm and munge if missing (root), starts a
+# one-node cluster and an MLflow server, runs the workflow through profiles/slurm.
+test-slurm: setup
+	CROSSMOD_SLURM_TEST=1 $(BIN)/python -m pytest -q -m slurm -s tests/test_slurm.py
 
 lint: setup
 	$(BIN)/ruff check workflow tests scripts

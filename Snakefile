@@ -25,10 +25,17 @@ include: "rules/tables.smk"
 include: "rules/report.smk"
 
 
+# Light rules run where Snakemake runs, never as cluster jobs.
 localrules:
     all,
     mlflow_experiments,
+    splits,
+    pools,
+    track_runs,
     collect,
+    tables,
+    plots,
+    plot_examples,
 
 
 rule all:

@@ -17,6 +17,10 @@ CONDA_ENV = "../envs/crossmod.yaml"
 sys.path.insert(0, PACKAGE_DIR)
 from crossmod.networks import NETWORKS  # noqa: E402  (names of the trainable networks)
 from crossmod.combine import parts_for  # noqa: E402  (which networks OURS combines)
+from crossmod.tracking import resolve_tracking_uri  # noqa: E402
+
+# $MLFLOW_TRACKING_URI, else the config's mlflow.tracking_uri, else the SQLite file.
+TRACKING_URI = resolve_tracking_uri(config["mlflow"]["tracking_uri"] or None)
 
 DATASETS = config["datasets"]
 RUN = config["run"]
@@ -39,6 +43,8 @@ if _unknown:
         f"known: {', '.join(sorted(NETWORKS))}"
     )
 SPLITS = list(range(config["splits"]))
+# training.gpu: each training job asks SLURM (resources) for a GPU and trains on CUDA.
+GPU_FLAG = " --gpus 1" if TRAIN["gpu"] else ""
 
 
 wildcard_constraints:
@@ -76,7 +82,7 @@ def glove_input(wildcards):
 
 def training_settings(wildcards):
     """Every training knob but the job-level ones, as JSON for crossmod.train."""
-    skip = {"networks", "threads"}
+    skip = {"networks", "threads", "gpu"}
     return json.dumps({k: v for k, v in TRAIN.items() if k not in skip}, sort_keys=True)
 
 

@@ -16,6 +16,7 @@ rule image_features:
     threads: config["features"]["threads"]
     resources:
         mem_mb=4000,
+        runtime=60,
     params:
         backbone=config["features"]["backbone"],
         weights=weights_flag,
@@ -43,6 +44,7 @@ rule annotation_features:
         CONDA_ENV
     resources:
         mem_mb=4000,
+        runtime=60,
     params:
         pooling=config["features"]["gaze_pooling"],
         threshold=config["features"]["reveal_threshold"],

@@ -16,6 +16,7 @@ rule identity:
     threads: config["identity"]["threads"]
     resources:
         mem_mb=4000,
+        runtime=60,
     params:
         seed=config["seed"],
     shell:

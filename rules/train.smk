@@ -44,7 +44,7 @@ rule mlflow_experiments:
         CONDA_ENV
     params:
         datasets=sorted(RUN),
-        uri=config["mlflow"]["tracking_uri"],
+        uri=TRACKING_URI,
     shell:
         "python -m crossmod.experiments --datasets {params.datasets} --out {output}"
         " --tracking-uri={params.uri:q} 2> {log}"
@@ -74,7 +74,7 @@ rule train:
         "python -m crossmod.train --features {input.features} --splits {input.splits}"
         " --pools {input.pools} --dataset {wildcards.dataset} --split {wildcards.split}"
         " --network {wildcards.network} --settings {params.settings:q}"
-        " --threads {threads} --checkpoint {output.checkpoint}"
+        f" --threads {{threads}}{GPU_FLAG} --checkpoint {{output.checkpoint}}"
         " --embeddings {output.embeddings} --metrics {output.metrics} 2> {log}"
 
 

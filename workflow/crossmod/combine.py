@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     from crossmod.cli import ensure_parent, setup_logging
     from crossmod.pools import pool_matrix
     from crossmod.ranking import TASKS
-    from crossmod.tracking import git_commit, log_run, resolve_tracking_uri
+    from crossmod.tracking import git_commit, log_run
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--embeddings", nargs="+", required=True, help="network=path ...")
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     val_pools = pool_matrix(pool_table, args.split, "val")[1]
     test_pools = pool_matrix(pool_table, args.split, "test")[1]
     experiments = json.loads(Path(args.experiments).read_text())
-    uri = resolve_tracking_uri(experiments.get("tracking_uri"))
+    uri = experiments["tracking_uri"]  # resolved once, by the experiments job
     experiment_id = experiments["experiments"][args.dataset]
     commit = git_commit(Path(__file__).resolve().parents[2])
 

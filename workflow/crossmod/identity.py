@@ -109,7 +109,7 @@ def best_per_feature_set(table: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
-    from crossmod.tracking import git_commit, log_run, resolve_tracking_uri
+    from crossmod.tracking import git_commit, log_run
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", required=True)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     experiments = json.loads(Path(args.experiments).read_text())
     log_run(
-        resolve_tracking_uri(experiments.get("tracking_uri")),
+        experiments["tracking_uri"],  # resolved once, by the experiments job
         experiments["experiments"][args.dataset],
         f"{args.dataset}/identity",
         params={"folds": settings.folds, "seed": settings.seed,

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from crossmod.cli import ensure_parent, setup_logging
-from crossmod.tracking import git_commit, log_run, resolve_tracking_uri
+from crossmod.tracking import git_commit, log_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log = setup_logging()
     experiments = json.loads(Path(args.experiments).read_text())
-    uri = resolve_tracking_uri(experiments.get("tracking_uri"))
+    uri = experiments["tracking_uri"]  # resolved once, by the experiments job
     experiment_id = experiments["experiments"][args.dataset]
     commit = git_commit(REPO)
     runs = {}

@@ -2,10 +2,13 @@
 
 The tracking URI is ``$MLFLOW_TRACKING_URI`` if set, else the config's
 ``mlflow.tracking_uri`` if set, else ``sqlite:///<absolute path>/results/mlflow.db``.
-Experiments are created by one up-front job (creating them by name from many jobs at
-once races). A training job logs everything of its run in a few batched calls at the
-end, and retries when SQLite answers "database is locked", so parallel jobs do not fail
-on contention.
+It is resolved once, where Snakemake runs, and handed to the experiments job, which
+writes it into ``experiments.json`` beside the experiment ids: every later job (local,
+conda or on a cluster node) reads it from there, so all runs land in the store that
+holds their experiment. Experiments are created by that one up-front job (creating
+them by name from many jobs at once races). Each run is logged in a few batched
+calls, retried when SQLite answers "database is locked" or a server does not answer,
+so parallel jobs do not fail on contention.
 """
 
 from __future__ import annotations

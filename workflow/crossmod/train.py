@@ -16,7 +16,6 @@ MLflow run id.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import time
@@ -113,9 +112,10 @@ def load_split(features_path: str, splits_path: str, pools_path: str, split: int
 
 
 def embed_all(model: Embedder, data: SplitData) -> dict[str, np.ndarray]:
+    device = next(model.parameters()).device
     with torch.no_grad():
         return {
-            m: model.embed(m, torch.from_numpy(np.asarray(data.features[m], np.float32))).numpy()
+            m: model.embed(m, torch.from_numpy(data.features[m]).to(device)).cpu().numpy()
             for m in model.modalities
         }
 
@@ -145,7 +145,7 @@ def evaluate(
     model: Embedder, spec: NetworkSpec, data: SplitData, part: str
 ) -> dict[str, dict[str, float]]:
     embeddings = embed_all(model, data)
-    W = model.W.detach().numpy() if model.W is not None else None
+    W = model.W.detach().cpu().numpy() if model.W is not None else None
     return {
         task: metrics(
             ranks(task_distances(embeddings, W, spec, task, data.position, data.pools[part]))
@@ -180,7 +180,7 @@ def network_seed(settings: TrainSettings, spec: NetworkSpec, split: int) -> np.r
 
 
 def train_network(
-    spec: NetworkSpec, data: SplitData, settings: TrainSettings, split: int
+    spec: NetworkSpec, data: SplitData, settings: TrainSettings, split: int, device: str = "cpu"
 ) -> TrainResult:
     seed = network_seed(settings, spec, split)
     torch_seed, sampler_seed = seed.spawn(2)
@@ -193,6 +193,7 @@ def train_network(
         bilinear=spec.bilinear,
     )
     model.set_standardization({m: data.features[m][rows] for m in spec.modalities})
+    model.to(device)
     optimizer = torch.optim.Adagrad(
         model.parameters(),
         lr=settings.learning_rate,
@@ -207,10 +208,10 @@ def train_network(
         np.random.default_rng(sampler_seed),
     )
     train_features = {
-        m: torch.from_numpy(np.ascontiguousarray(data.features[m][rows], dtype=np.float32))
+        m: torch.from_numpy(np.ascontiguousarray(data.features[m][rows])).to(device)
         for m in spec.modalities
     }
-    train_keys = {k: torch.from_numpy(v[rows]) for k, v in data.keys.items()}
+    train_keys = {k: torch.from_numpy(v[rows]).to(device) for k, v in data.keys.items()}
     pairs = [(x, y) for i, x in enumerate(spec.retrieval_modalities)
              for y in spec.retrieval_modalities[i + 1 :]]  # fmt: skip
 
@@ -222,7 +223,7 @@ def train_network(
     val_series: list[tuple[int, dict]] = []
     for step in range(1, settings.steps + 1):
         model.train()
-        batch = torch.from_numpy(sampler())
+        batch = torch.from_numpy(sampler()).to(device)
         embeddings = model({m: x[batch] for m, x in train_features.items()})
         if spec.bilinear:
             loss = veit_loss(embeddings, model.W, pairs)
@@ -242,7 +243,7 @@ def train_network(
             key = selection_key(val)
             if best_key is None or key > best_key:
                 best_key, best_step, since_best = key, step, 0
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 since_best += 1
                 if settings.patience and since_best >= settings.patience:
@@ -309,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network", required=True, choices=sorted(NETWORKS))
     parser.add_argument("--settings", default="{}", help="training settings as JSON")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gpus", type=int, default=0, help="GPUs allotted: >0 trains on CUDA")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--metrics", required=True)
@@ -324,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         args.dataset, args.split, spec.name, len(data.train_rows),
         ", ".join(map(str, spec.terms)) or "bilinear softmax",
     )  # fmt: skip
-    result = train_network(spec, data, settings, args.split)
+    device = "cuda" if args.gpus > 0 else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--gpus {args.gpus}: no CUDA device is visible to this job")
+    result = train_network(spec, data, settings, args.split, device)
+    result.model.cpu()
     val = evaluate(result.model, spec, data, "val")
     test = evaluate(result.model, spec, data, "test")
     log.info(
