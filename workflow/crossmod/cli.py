@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def setup_logging(verbose: bool = False) -> logging.Logger:
@@ -31,3 +35,12 @@ def ensure_parent(path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def dataclass_from_dict(cls: type[T], values: dict, what: str) -> T:
+    """Build settings from a config mapping; a misspelt key is an error, not a default."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s): {', '.join(unknown)}")
+    return cls(**values)

@@ -20,14 +20,14 @@ import json
 import logging
 import time
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from crossmod.arrays import read_table, write_table
-from crossmod.cli import ensure_parent, parse_json, setup_logging
+from crossmod.cli import dataclass_from_dict, ensure_parent, parse_json, setup_logging
 from crossmod.models import Embedder, veit_loss
 from crossmod.networks import NETWORKS, NetworkSpec
 from crossmod.pools import pool_matrix
@@ -55,11 +55,7 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown training setting(s): {', '.join(unknown)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "training")
 
 
 @dataclass

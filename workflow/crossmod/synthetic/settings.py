@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+
+from crossmod.cli import dataclass_from_dict
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,7 @@ class GeneratorSettings:
 
     @classmethod
     def from_dict(cls, values: dict) -> GeneratorSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown generator setting(s): {', '.join(unknown)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, "generator")
 
     def to_dict(self) -> dict:
         return asdict(self)
