@@ -118,7 +118,7 @@ def test_tiny_run_synthetic_and_lenient_release(tmp_path):
     assert not planned_jobs(run_snakemake(tmp_path, "--configfile", str(other), "-n", *targets))
     # Changing the gaze pooling redoes the masking, not the CNN pass.
     pooled = tmp_path / "pooled.yaml"
-    pooled.write_text(yaml.safe_dump(dict(yaml_config, features={"gaze_pooling": "mean"})))
+    pooled.write_text(yaml.safe_dump(dict(yaml_config, features={"gaze_pooling": "masked"})))
     jobs = planned_jobs(run_snakemake(tmp_path, "--configfile", str(pooled), "-n", *targets))
     assert "annotation_features" in jobs and "image_features" not in jobs
 
