@@ -135,7 +135,9 @@ def default_run_training() -> dict | None:
     """Wall and CPU seconds of every training job of the last default run."""
     import pandas as pd
 
-    files = sorted(Path("results/benchmarks").glob("*/split*/*.tsv"))
+    files = sorted(
+        f for f in Path("results/benchmarks").glob("*/split*/*.tsv") if f.stem in NETWORKS
+    )
     if not files:
         return None
     table = pd.concat([pd.read_csv(f, sep="\t") for f in files], ignore_index=True)
