@@ -141,7 +141,7 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
         training=TINY_TRAINING,
     )
     env_free = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    result = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "4", env=env_free)
+    result = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "8", env=env_free)
     assert "database is locked" not in result.stdout + result.stderr
     results = tmp_path / "results"
     for split in (0, 1):
