@@ -32,16 +32,3 @@ def metrics(rank: np.ndarray) -> dict[str, float]:
         "rank": float(rank.mean()),
         "n_queries": len(rank),
     }
-
-
-def pool_distances(
-    queries: np.ndarray, candidates: np.ndarray, position: np.ndarray, pools: np.ndarray
-) -> np.ndarray:
-    """Squared Euclidean distances of each query to its pool's candidates.
-
-    ``queries`` and ``candidates`` are embeddings of every annotation (rows indexed by
-    ``position[annotation_id]``); ``pools`` holds annotation ids, column 0 the query.
-    """
-    q = queries[position[pools[:, 0]]]  # (n, d)
-    c = candidates[position[pools]]  # (n, 15, d)
-    return ((c - q[:, None, :]) ** 2).sum(axis=-1)
