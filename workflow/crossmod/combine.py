@@ -33,7 +33,7 @@ import itertools
 
 import numpy as np
 
-from crossmod.ranking import metrics, ranks, task_modalities
+from crossmod.ranking import metrics, pool_vectors, ranks, task_modalities
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PARTS = ("base", "content", "style")
@@ -90,8 +90,8 @@ def pool_gram(
     deltas = []
     for part in PARTS:
         if part in embeddings:
-            q = embeddings[part][query_m][position[pools[:, 0]]]
-            c = embeddings[part][answer_m][position[pools]]
+            q, c = pool_vectors(embeddings[part][query_m], embeddings[part][answer_m], position,
+                                pools)  # fmt: skip
             deltas.append(c - q[:, None, :])
         else:
             deltas.append(None)
@@ -160,8 +160,8 @@ def combined_metrics(
     else:
         q = np.hstack([w * embeddings[p][query_m] for w, p in used])
         a = np.hstack([w * embeddings[p][answer_m] for w, p in used])
-    d = ((a[position[pools]] - q[position[pools[:, 0]]][:, None, :]) ** 2).sum(axis=-1)
-    return metrics(ranks(d))
+    q_vectors, c_vectors = pool_vectors(q, a, position, pools)
+    return metrics(ranks(((c_vectors - q_vectors[:, None, :]) ** 2).sum(axis=-1)))
 
 
 def _load_embeddings(paths: dict[str, str]) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:

@@ -32,3 +32,14 @@ def metrics(rank: np.ndarray) -> dict[str, float]:
         "rank": float(rank.mean()),
         "n_queries": len(rank),
     }
+
+
+def pool_vectors(
+    queries: np.ndarray, answers: np.ndarray, position: np.ndarray, pools: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Query vectors (n, d) and their candidates' vectors (n, 15, d) for a pool matrix.
+
+    ``queries`` and ``answers`` hold one row per annotation (``position`` maps an
+    annotation id to its row); ``pools`` holds annotation ids, column 0 the query.
+    """
+    return queries[position[pools[:, 0]]], answers[position[pools]]

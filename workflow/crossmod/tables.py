@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from crossmod.cli import setup_logging
+from crossmod.combine import PERSONALITY_TASKS
 
 TASKS = ("g2p", "t2p", "p2g", "t2g", "g2t", "p2t")  # the paper's column order
 PER_TASK = ("veit", "base", "content", "style", "ours")
@@ -240,7 +241,7 @@ def weights_table(weights: pd.DataFrame, dataset: str, n_splits: int) -> Table:
         chosen = weights[weights["setup"] == setup].groupby("task")[f"b_{part}"]
         values[column] = chosen.mean().reindex(TASKS)
         spread[column] = chosen.std(ddof=1).reindex(TASKS)
-    for task in ("g2p", "t2p", "p2g", "p2t"):  # no content embedding for personality
+    for task in PERSONALITY_TASKS:  # no content embedding for personality
         values.loc[task, [c for c in values.columns if c.endswith("b_content")]] = np.nan
     bold = pd.DataFrame(False, index=values.index, columns=values.columns)
     note = (

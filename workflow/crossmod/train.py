@@ -31,7 +31,7 @@ from crossmod.cli import dataclass_from_dict, ensure_parent, parse_json, setup_l
 from crossmod.models import Embedder, veit_loss
 from crossmod.networks import NETWORKS, NetworkSpec
 from crossmod.pools import pool_matrix
-from crossmod.ranking import metrics, ranks, task_modalities
+from crossmod.ranking import metrics, pool_vectors, ranks, task_modalities
 from crossmod.sampler import GroupBatchSampler
 from crossmod.triplet import triplet_loss
 
@@ -126,8 +126,7 @@ def task_distances(
 ) -> np.ndarray:
     """(n, 15) distances for one task: squared Euclidean, or minus the bilinear score."""
     query_m, answer_m = task_modalities(task)
-    q = embeddings[query_m][position[pools[:, 0]]]
-    c = embeddings[answer_m][position[pools]]
+    q, c = pool_vectors(embeddings[query_m], embeddings[answer_m], position, pools)
     if W is None:
         return ((c - q[:, None, :]) ** 2).sum(axis=-1)
     # s(x, y) = f(x)^T W f(y) with x the modality listed first in the network.
