@@ -31,6 +31,7 @@ localrules:
     mlflow_experiments,
     splits,
     pools,
+    validation_pools,
     track_runs,
     collect,
     tables,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crossmod.models import Embedder, bilinear_scores, veit_loss
-from crossmod.pools import POOL_SIZE, draw_pools, make_pools
+from crossmod.pools import POOL_SIZE, draw_pools, make_pools, pool_matrix, validation_draws
 from crossmod.ranking import metrics, ranks, task_modalities
 from crossmod.sampler import GroupBatchSampler
 from crossmod.splits import make_splits
@@ -64,6 +64,28 @@ def test_pools_are_drawn_once_per_split_and_reproducible():
         members = splits[(splits["split"] == split) & (splits["part"] == part)]["user"]
         expected = annotations[annotations["user"].isin(members)]["annotation_id"]
         assert sorted(chunk["query"]) == sorted(expected)
+
+
+def test_validation_draws_are_fresh_draws_of_the_same_queries():
+    annotations = _annotations()
+    splits = make_splits(annotations["user"].tolist(), 2, seed=0)
+    pools = make_pools(annotations, splits, seed=0)
+    extra = validation_draws(annotations, splits, seed=0, draws=4)
+    pd.testing.assert_frame_equal(extra, validation_draws(annotations, splits, seed=0, draws=4))
+    assert validation_draws(annotations, splits, seed=0, draws=1).empty
+    table = annotations.set_index("annotation_id")
+    for split in (0, 1):
+        queries, saved = pool_matrix(pools, split, "val")
+        chunk = extra[extra["split"] == split]
+        assert sorted(chunk["draw"].unique()) == [1, 2, 3]
+        for _, draw in chunk.groupby("draw"):
+            candidates = draw[[f"c{k}" for k in range(POOL_SIZE)]].to_numpy()
+            assert np.array_equal(draw["query"].to_numpy(), queries)
+            assert np.array_equal(candidates[:, 0], queries)
+            assert not np.array_equal(candidates, saved)  # a fresh draw, not a copy
+            for pool in candidates:
+                user = table.loc[pool[0], "user"]
+                assert (table.loc[pool[1:], "user"] != user).all()
 
 
 def test_ranks_count_ties_against_the_method():

@@ -156,6 +156,7 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
                 assert values["n_queries"] > 0 and 1 <= values["rank"] <= 15
         combined = json.loads((results / f"tiny-coco/split{split}/combine.json").read_text())
         assert len(combined["results"]) == 12  # 6 tasks x 2 setups
+        assert {r["val_draws"] for r in combined["results"]} == {20}  # config default
 
     # Tidy outputs.
     metrics = pd.read_csv(results / "metrics.csv")

@@ -17,7 +17,10 @@ per task (``concat`` keeps its diagonal), which scores all 5^3 - 1 weight vector
 The weights, b in {0, .25, .5, .75, 1} (not all zero; no content for personality
 tasks, which have no content embedding), are chosen per dataset, setup, split and task
 on the validation pools by top-1, ties by top-3, then by mean rank, then by grid
-order; the chosen weights are applied to the test pools.
+order; the chosen weights are applied to the test pools. Validation metrics are
+averaged over several draws of each validation pool (``combine.validation_draws``,
+the saved draw plus fresh ones): 8-14 validation users leave one draw's top-1 too
+noisy to rank 124 weight vectors (README, "Choices").
 
 Which networks are combined:
 
@@ -203,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="combine.json")
     parser.add_argument("--grid", required=True, help="grid.csv: every weight vector's metrics")
     parser.add_argument("--mode", default="concat", choices=MODES)
+    parser.add_argument(
+        "--validation-pools", default=None,
+        help="further draws of the validation pools (crossmod.pools --validation-draws)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     log = setup_logging()
 
@@ -210,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     networks, position = _load_embeddings(paths)
     pool_table = pd.read_parquet(args.pools)
     val_pools = pool_matrix(pool_table, args.split, "val")[1]
+    n_val_queries = len(val_pools)
+    if args.validation_pools:
+        extra = pool_matrix(pd.read_parquet(args.validation_pools), args.split, "val")[1]
+        if len(extra):
+            val_pools = np.vstack([val_pools, extra.astype(val_pools.dtype)])
+    val_draws = len(val_pools) // max(n_val_queries, 1)
     test_pools = pool_matrix(pool_table, args.split, "test")[1]
     experiments = json.loads(Path(args.experiments).read_text())
     uri = experiments["tracking_uri"]  # resolved once, by the experiments job
@@ -237,12 +250,13 @@ def main(argv: list[str] | None = None) -> int:
                 "setup": setup, "task": task, "networks": wanted, **chosen,
                 "val": {k: float(v[best]) for k, v in val.items()},
                 "test": {k: float(v[best]) for k, v in test.items()},
-                "n_queries": {"val": len(val_pools), "test": len(test_pools)},
+                "n_queries": {"val": n_val_queries, "test": len(test_pools)},
+                "val_draws": val_draws,
             }  # fmt: skip
             run_id = log_run(
                 uri, experiment_id, f"{args.dataset}/split{args.split}/ours/{setup}/{task}",
                 params={**chosen, "setup": setup, "task": task, "split": args.split,
-                        "mode": args.mode,
+                        "mode": args.mode, "validation_draws": val_draws,
                         "grid_levels": ",".join(map(str, LEVELS)),
                         **{f"network_{p}": n for p, n in wanted.items()}},
                 tags={"dataset": args.dataset, "split": str(args.split), "setup": setup,

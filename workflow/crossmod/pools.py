@@ -13,6 +13,12 @@ query serves all six tasks (t2g, g2p, ...): the task only picks which modality o
 candidates is compared, so every method and task is scored on the very same draws.
 If an image has fewer than two other annotators, the missing same-image slots are
 filled with further other-image negatives, so every pool has 15 answers.
+
+``--validation-draws R`` instead writes R - 1 further draws of every validation pool
+(drawn the same way, from their own seeds), for OURS's grid search: with 8-14
+validation users, top-1 on a single draw is too noisy to choose among 124 weight
+vectors, and the single draw is also the one every network's snapshot was chosen on
+(README, "Choices"). Training and test pools are never affected.
 """
 
 from __future__ import annotations
@@ -82,6 +88,27 @@ def make_pools(annotations: pd.DataFrame, splits: pd.DataFrame, seed: int) -> pd
     return pd.concat(frames, ignore_index=True)
 
 
+def validation_draws(
+    annotations: pd.DataFrame, splits: pd.DataFrame, seed: int, draws: int
+) -> pd.DataFrame:
+    """Draws 1 .. draws-1 of every validation pool of every split (draw 0 is in the pools)."""
+    frames = []
+    for split, table in splits.groupby("split"):
+        part_of = dict(zip(table["user"], table["part"], strict=True))
+        query_ids = annotations.loc[annotations["user"].map(part_of) == "val", "annotation_id"]
+        for draw in range(1, draws):
+            rng = np.random.default_rng([seed, int(split), 2, draw])
+            pools = draw_pools(annotations, query_ids.to_numpy(), rng)
+            frame = pd.DataFrame(pools, columns=[f"c{k}" for k in range(POOL_SIZE)])
+            frame.insert(0, "query", query_ids.to_numpy())
+            frame.insert(0, "draw", draw)
+            frame.insert(0, "part", "val")
+            frame.insert(0, "split", int(split))
+            frames.append(frame)
+    columns = ["split", "part", "draw", "query", *(f"c{k}" for k in range(POOL_SIZE))]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def pool_matrix(pools: pd.DataFrame, split: int, part: str) -> tuple[np.ndarray, np.ndarray]:
     """Query ids and the (n, 15) candidate ids of one split and part."""
     chosen = pools[(pools["split"] == split) & (pools["part"] == part)]
@@ -94,10 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--validation-draws", type=int, default=0,
+        help="write draws 1..R-1 of the validation pools instead of the pools",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     log = setup_logging()
     annotations = pd.read_parquet(args.annotations, columns=["annotation_id", "user", "image"])
-    pools = make_pools(annotations, pd.read_csv(args.splits, dtype={"user": str}), args.seed)
+    splits = pd.read_csv(args.splits, dtype={"user": str})
+    if args.validation_draws:
+        pools = validation_draws(annotations, splits, args.seed, args.validation_draws)
+    else:
+        pools = make_pools(annotations, splits, args.seed)
     pools.to_parquet(ensure_parent(args.out), index=False)
     log.info("%s", pools.groupby(["split", "part"]).size().to_dict())
     return 0

@@ -139,18 +139,62 @@ def _write_truth(
             writer.writerow([row["task_id"], row["image"], " ".join(row["looked_at"])])
 
 
-def generate(settings: GeneratorSettings, root: str | Path) -> Path:
-    """Write the dataset under ``root`` and return the path of its ``data.csv``."""
-    root = Path(root)
+@dataclass(frozen=True)
+class Annotation:
+    """One annotator's record of one image, before it is written out."""
+
+    task: Task
+    image_index: int
+    visited: list[int]  # indices into the scene's objects, first look first
+    clicks: np.ndarray  # N x 3: x, y, order
+    caption: str
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything the generator draws, before rendering and writing."""
+
+    users: list[User]
+    scenes: list[Scene]
+    image_sets: list[list[int]]
+    tasks: list[Task]
+    annotations: list[Annotation]
+
+
+def draw_world(settings: GeneratorSettings) -> World:
+    """Users, scenes, tasks and every annotation's clicks and caption (no pixels).
+
+    Tests use it directly to check what the generative model plants (for instance that
+    gaze carries the traits) without rendering a single image.
+    """
     seeds = np.random.SeedSequence(settings.seed)
-    user_seed, scene_seed, task_seed, render_seed, annotation_seed = seeds.spawn(5)
+    user_seed, scene_seed, task_seed, _render_seed, annotation_seed = seeds.spawn(5)
     users = make_users(settings, np.random.default_rng(user_seed))
     scenes = make_scenes(settings, np.random.default_rng(scene_seed))
     task_rng = np.random.default_rng(task_seed)
     image_sets = make_image_sets(settings, task_rng)
     tasks = assign_tasks(settings, image_sets, task_rng)
+    annotations = []
+    streams = iter(annotation_seed.spawn(len(tasks) * settings.images_per_set))
+    for task in tasks:
+        user = users[task.user]
+        for image_index in image_sets[task.image_set]:
+            rng = np.random.default_rng(next(streams))
+            scene = scenes[image_index]
+            visited = visit_order(user, scene, settings, rng)
+            click_array = clicks(user, scene, visited, settings, rng)
+            categories = [scene.objects[i].category for i in visited]
+            text = caption(user, categories, settings.kind, scene.topic, settings.word_noise, rng)
+            annotations.append(Annotation(task, image_index, visited, click_array, text))
+    return World(users, scenes, image_sets, tasks, annotations)
 
-    for scene, stream in zip(scenes, render_seed.spawn(len(scenes)), strict=True):
+
+def generate(settings: GeneratorSettings, root: str | Path) -> Path:
+    """Write the dataset under ``root`` and return the path of its ``data.csv``."""
+    root = Path(root)
+    world = draw_world(settings)
+    render_seed = np.random.SeedSequence(settings.seed).spawn(5)[3]
+    for scene, stream in zip(world.scenes, render_seed.spawn(len(world.scenes)), strict=True):
         path = root / "ims" / image_name(settings, scene.index)
         path.parent.mkdir(parents=True, exist_ok=True)
         render(scene, settings, np.random.default_rng(stream)).save(
@@ -159,44 +203,37 @@ def generate(settings: GeneratorSettings, root: str | Path) -> Path:
 
     rows: list[list[str]] = []
     looked: list[dict] = []
-    n_annotations = len(tasks) * settings.images_per_set
-    streams = iter(annotation_seed.spawn(n_annotations))
-    for task in tasks:
-        user = users[task.user]
-        for image_index in image_sets[task.image_set]:
-            rng = np.random.default_rng(next(streams))
-            scene = scenes[image_index]
-            visited = visit_order(user, scene, settings, rng)
-            click_array = clicks(user, scene, visited, settings, rng)
-            hm = bubble_map(
-                click_array,
-                settings.image_height,
-                settings.image_width,
-                settings.bubble_radius,
-                settings.map_blur,
-            )
-            categories = [scene.objects[i].category for i in visited]
-            text = caption(user, categories, settings.kind, scene.topic, settings.word_noise, rng)
-            name = image_name(settings, image_index)
-            stem = Path(name)
-            map_file = root / "bv" / stem.parent / f"{stem.stem}_{task.task_id}.mat"
-            map_file.parent.mkdir(parents=True, exist_ok=True)
-            map_file.write_bytes(mat_bytes(hm, click_array))
-            rows.append(
-                [str(task.task_id), name, text, format_personality(user.answers), user.user_id]
-            )
-            looked.append(
-                {
-                    "task_id": task.task_id,
-                    "image": name,
-                    "looked_at": [CATEGORIES[c].name for c in categories],
-                }
-            )
+    for record in world.annotations:
+        task, user = record.task, world.users[record.task.user]
+        scene = world.scenes[record.image_index]
+        hm = bubble_map(
+            record.clicks,
+            settings.image_height,
+            settings.image_width,
+            settings.bubble_radius,
+            settings.map_blur,
+        )
+        name = image_name(settings, record.image_index)
+        stem = Path(name)
+        map_file = root / "bv" / stem.parent / f"{stem.stem}_{task.task_id}.mat"
+        map_file.parent.mkdir(parents=True, exist_ok=True)
+        map_file.write_bytes(mat_bytes(hm, record.clicks))
+        rows.append(
+            [str(task.task_id), name, record.caption, format_personality(user.answers),
+             user.user_id]
+        )  # fmt: skip
+        looked.append(
+            {
+                "task_id": task.task_id,
+                "image": name,
+                "looked_at": [CATEGORIES[scene.objects[i].category].name for i in record.visited],
+            }
+        )
 
     csv_path = root / "data.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["task_id", "image", "ad_msg", "personality", "mturker_id"])
         writer.writerows(rows)
-    _write_truth(root, settings, users, scenes, looked)
+    _write_truth(root, settings, world.users, world.scenes, looked)
     return csv_path

@@ -1,9 +1,16 @@
 """Synthetic annotators: Big Five traits, BFI-10 answers and the style they imply.
 
 Every behavioural parameter of a user is ``population value + style_strength *
-(trait part + idiosyncrasy * user-specific noise)``. With ``style_strength = 0`` all
-users behave identically (their survey answers still differ, but carry no
-information about how they look or write): the null set.
+(TRAIT_GAIN * trait part + idiosyncrasy * user-specific noise)``, where the trait part
+is a fixed combination of the standard-normal traits scaled to unit variance. Gaze
+(category preferences, thoroughness, click spread) and wording (lexicons, verbosity)
+therefore carry their traits equally strongly relative to each user's own habits.
+(An earlier version scaled the gaze parts by their raw loadings, about half the
+wording's trait-to-habit ratio: the planted gaze-personality link was then too weak to
+detect at the coco size even from the generator's own record of what each annotator
+looked at; README, "Choices".) With ``style_strength = 0`` all users behave
+identically (their survey answers still differ, but carry no information about how
+they look or write): the null set.
 """
 
 from __future__ import annotations
@@ -18,6 +25,13 @@ from crossmod.synthetic.photos import CATEGORIES
 from crossmod.synthetic.settings import GeneratorSettings
 
 T = {trait: i for i, trait in enumerate(TRAITS)}
+TRAIT_GAIN = 1.6  # sd of every trait part; the habit noise beside it has sd `idiosyncrasy`
+
+
+def trait_part(weights: dict[str, float], z: np.ndarray) -> float:
+    """``TRAIT_GAIN * w.z / |w|``: a unit-variance mix of the traits, times the gain."""
+    w = np.array([weights.get(trait, 0.0) for trait in TRAITS])
+    return float(TRAIT_GAIN * w @ z / np.linalg.norm(w))
 
 
 @dataclass(frozen=True)
@@ -47,16 +61,20 @@ def _sigmoid(x: float) -> float:
 def make_users(settings: GeneratorSettings, rng: np.random.Generator) -> list[User]:
     s, idio = settings.style_strength, settings.idiosyncrasy
     loadings = np.array([c.loadings for c in CATEGORIES], dtype=float)  # (n_cat, 5)
+    # Each category's trait part at unit variance: the loadings set its direction only.
+    loadings = TRAIT_GAIN * loadings / np.linalg.norm(loadings, axis=1, keepdims=True)
     users = []
     for index in range(settings.n_users):
         z = rng.normal(size=len(TRAITS))
         answers = bfi_answers(z, settings.answer_noise, rng)
-        preference = s * 1.5 * (loadings @ z + idio * rng.normal(size=len(CATEGORIES)))
-        thorough = s * (0.6 * z[T["C"]] + 0.4 * z[T["O"]] + idio * rng.normal())
-        spread = s * (0.5 * z[T["E"]] - 0.5 * z[T["C"]] + idio * rng.normal())
-        wordy = s * (0.8 * z[T["O"]] + 0.4 * z[T["E"]] + idio * rng.normal())
+        preference = s * (loadings @ z + idio * rng.normal(size=len(CATEGORIES)))
+        thorough = s * (trait_part({"C": 0.6, "O": 0.4}, z) + idio * rng.normal())
+        spread = s * (trait_part({"E": 0.5, "C": -0.5}, z) + idio * rng.normal())
+        wordy = s * (trait_part({"O": 0.8, "E": 0.4}, z) + idio * rng.normal())
         lexicon_use = {
-            name: _sigmoid(lex.base + s * (lex.sign * 1.6 * z[T[lex.trait]] + idio * rng.normal()))
+            name: _sigmoid(
+                lex.base + s * (trait_part({lex.trait: lex.sign}, z) + idio * rng.normal())
+            )
             for name, lex in LEXICONS.items()
         }
         word_weights = {
