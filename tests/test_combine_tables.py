@@ -162,3 +162,35 @@ def test_identity_classifier_finds_distinct_users_and_not_shuffled_ones():
     best = best_per_feature_set(identity_table(shuffled, arrays, settings)).set_index("features")
     assert best.loc["text", "accuracy_mean"] < 0.25 and best.loc["both", "accuracy_mean"] < 0.25
     assert best.loc["text", "chance"] == pytest.approx(0.1)
+
+
+def test_top3_plot_gives_each_method_one_colour_in_both_panels():
+    import matplotlib.pyplot as plt
+
+    from crossmod.plots import top3_figure
+    from crossmod.tables import JOINT, LABEL, PER_TASK
+
+    rows = [
+        {"dataset": "d", "setup": setup, "method": method, "task": task, "split": split,
+         "top1": 0.1, "top3": 0.3 + 0.01 * split, "rank": 5.0, "n_queries": 10}
+        for setup, methods in (("per-task", PER_TASK), ("joint", JOINT))
+        for method in methods for task in TASKS for split in (0, 1)
+        if not (method == "content" and "p" in task)
+    ]  # fmt: skip
+    fig = top3_figure(pd.DataFrame(rows), "d")
+    colours = []
+    for ax in fig.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        colours.append(
+            {
+                label: tuple(h.patches[0].get_facecolor())
+                for h, label in zip(handles, labels, strict=True)
+                if label != "chance"
+            }
+        )
+    plt.close(fig)
+    per_task, joint = colours
+    assert set(per_task) == {LABEL[m] for m in PER_TASK}
+    assert set(joint) == {LABEL[m] for m in JOINT}
+    assert all(joint[label] == per_task[label] for label in joint)
+    assert len(set(per_task.values())) == len(per_task)

@@ -24,8 +24,11 @@ from crossmod.arrays import read_table
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.tables import JOINT, LABEL, PER_TASK, TASKS, aggregate
 
+# One colour per method in every panel (the joint setup has no CONTENT column).
+COLOURS = dict(zip(PER_TASK, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
 
-def plot_top3(metrics: pd.DataFrame, dataset: str, out: str) -> None:
+
+def top3_figure(metrics: pd.DataFrame, dataset: str) -> plt.Figure:
     metrics = metrics[metrics["dataset"] == dataset]
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.2), sharey=True)
     for ax, (setup, methods) in zip(axes, (("per-task", PER_TASK), ("joint", JOINT)), strict=True):
@@ -36,13 +39,18 @@ def plot_top3(metrics: pd.DataFrame, dataset: str, out: str) -> None:
             means = [agg["top3"].get((t, method), np.nan) for t in TASKS]
             stds = [agg["top3_std"].get((t, method), np.nan) for t in TASKS]
             ax.bar(x + (k - len(methods) / 2 + 0.5) * width, means, width, yerr=stds,
-                   label=LABEL[method], capsize=2)  # fmt: skip
+                   label=LABEL[method], capsize=2, color=COLOURS[method])  # fmt: skip
         ax.axhline(0.2, color="black", linestyle="--", linewidth=1, label="chance")
         ax.set_xticks(x, TASKS)
         ax.set_title(f"{dataset}: {setup} setup")
         ax.set_ylabel("top-3 accuracy (test)")
-    axes[1].legend(loc="upper left", fontsize=8, ncol=2)
+    axes[0].legend(loc="upper left", fontsize=8, ncol=2)
     fig.tight_layout()
+    return fig
+
+
+def plot_top3(metrics: pd.DataFrame, dataset: str, out: str) -> None:
+    fig = top3_figure(metrics, dataset)
     fig.savefig(ensure_parent(out), dpi=100)
     plt.close(fig)
 
