@@ -86,9 +86,14 @@ def test_style_finds_personality_in_captions(styled):
 def test_content_links_captions_and_gaze_on_the_same_image(styled):
     got = _test_metrics(styled, "content_tg")
     print("content_tg", got)
+    # CONTENT finds the image; it is not meant to tell the positive from the two other
+    # annotators of that image (all three share the image), so its top-1 is bounded by
+    # about a third of its image hit rate and is not the known answer here: top-3 (the
+    # three same-image answers) and the mean rank are.
     for task in ("t2g", "g2t"):
-        assert got[task]["top3"] > 0.5, got
-        assert got[task]["top1"] > 0.2, got  # chance 1/15
+        assert got[task]["top3"] > 0.5, got  # chance 0.2
+        assert got[task]["rank"] < 4.5, got  # chance 8
+        assert got[task]["top1"] > 0.1, got  # chance 1/15
 
 
 @pytest.mark.parametrize("method", ["style", "base", "veit"])
