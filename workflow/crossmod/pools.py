@@ -70,21 +70,30 @@ def draw_pools(
     return pools
 
 
+def _queries(annotations: pd.DataFrame, table: pd.DataFrame, part: str) -> np.ndarray:
+    """Annotation ids of one part (val/test) of one split's user table."""
+    part_of = dict(zip(table["user"], table["part"], strict=True))
+    return annotations.loc[annotations["user"].map(part_of) == part, "annotation_id"].to_numpy()
+
+
+def _frame(pools: np.ndarray, query_ids: np.ndarray, **columns: object) -> pd.DataFrame:
+    """Pool matrix as a table: the given leading columns, then query, c0..c14."""
+    frame = pd.DataFrame(pools, columns=[f"c{k}" for k in range(POOL_SIZE)])
+    frame.insert(0, "query", query_ids)
+    for position, (name, value) in enumerate(columns.items()):
+        frame.insert(position, name, value)
+    return frame
+
+
 def make_pools(annotations: pd.DataFrame, splits: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Pools of every validation and test annotation of every split."""
     frames = []
     for split, table in splits.groupby("split"):
-        part_of = dict(zip(table["user"], table["part"], strict=True))
-        parts = annotations["user"].map(part_of)
         for part in ("val", "test"):
-            query_ids = annotations.loc[parts == part, "annotation_id"].to_numpy()
+            query_ids = _queries(annotations, table, part)
             rng = np.random.default_rng([seed, int(split), 0 if part == "val" else 1])
             pools = draw_pools(annotations, query_ids, rng)
-            frame = pd.DataFrame(pools, columns=[f"c{k}" for k in range(POOL_SIZE)])
-            frame.insert(0, "query", query_ids)
-            frame.insert(0, "part", part)
-            frame.insert(0, "split", int(split))
-            frames.append(frame)
+            frames.append(_frame(pools, query_ids, split=int(split), part=part))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -94,17 +103,11 @@ def validation_draws(
     """Draws 1 .. draws-1 of every validation pool of every split (draw 0 is in the pools)."""
     frames = []
     for split, table in splits.groupby("split"):
-        part_of = dict(zip(table["user"], table["part"], strict=True))
-        query_ids = annotations.loc[annotations["user"].map(part_of) == "val", "annotation_id"]
+        query_ids = _queries(annotations, table, "val")
         for draw in range(1, draws):
             rng = np.random.default_rng([seed, int(split), 2, draw])
-            pools = draw_pools(annotations, query_ids.to_numpy(), rng)
-            frame = pd.DataFrame(pools, columns=[f"c{k}" for k in range(POOL_SIZE)])
-            frame.insert(0, "query", query_ids.to_numpy())
-            frame.insert(0, "draw", draw)
-            frame.insert(0, "part", "val")
-            frame.insert(0, "split", int(split))
-            frames.append(frame)
+            pools = draw_pools(annotations, query_ids, rng)
+            frames.append(_frame(pools, query_ids, split=int(split), part="val", draw=draw))
     columns = ["split", "part", "draw", "query", *(f"c{k}" for k in range(POOL_SIZE))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
