@@ -161,21 +161,29 @@ class World:
     annotations: list[Annotation]
 
 
+STREAMS = ("users", "scenes", "tasks", "render", "annotations")
+
+
+def seed_streams(settings: GeneratorSettings) -> dict[str, np.random.SeedSequence]:
+    """One independent seed per part of the generator, all from ``settings.seed``."""
+    return dict(zip(STREAMS, np.random.SeedSequence(settings.seed).spawn(len(STREAMS)),
+                    strict=True))  # fmt: skip
+
+
 def draw_world(settings: GeneratorSettings) -> World:
     """Users, scenes, tasks and every annotation's clicks and caption (no pixels).
 
     Tests use it directly to check what the generative model plants (for instance that
     gaze carries the traits) without rendering a single image.
     """
-    seeds = np.random.SeedSequence(settings.seed)
-    user_seed, scene_seed, task_seed, _render_seed, annotation_seed = seeds.spawn(5)
-    users = make_users(settings, np.random.default_rng(user_seed))
-    scenes = make_scenes(settings, np.random.default_rng(scene_seed))
-    task_rng = np.random.default_rng(task_seed)
+    seeds = seed_streams(settings)
+    users = make_users(settings, np.random.default_rng(seeds["users"]))
+    scenes = make_scenes(settings, np.random.default_rng(seeds["scenes"]))
+    task_rng = np.random.default_rng(seeds["tasks"])
     image_sets = make_image_sets(settings, task_rng)
     tasks = assign_tasks(settings, image_sets, task_rng)
     annotations = []
-    streams = iter(annotation_seed.spawn(len(tasks) * settings.images_per_set))
+    streams = iter(seeds["annotations"].spawn(len(tasks) * settings.images_per_set))
     for task in tasks:
         user = users[task.user]
         for image_index in image_sets[task.image_set]:
@@ -193,8 +201,8 @@ def generate(settings: GeneratorSettings, root: str | Path) -> Path:
     """Write the dataset under ``root`` and return the path of its ``data.csv``."""
     root = Path(root)
     world = draw_world(settings)
-    render_seed = np.random.SeedSequence(settings.seed).spawn(5)[3]
-    for scene, stream in zip(world.scenes, render_seed.spawn(len(world.scenes)), strict=True):
+    render_streams = seed_streams(settings)["render"].spawn(len(world.scenes))
+    for scene, stream in zip(world.scenes, render_streams, strict=True):
         path = root / "ims" / image_name(settings, scene.index)
         path.parent.mkdir(parents=True, exist_ok=True)
         render(scene, settings, np.random.default_rng(stream)).save(
