@@ -8,7 +8,7 @@ CORES ?= $(shell nproc)
 # Jobs find `python -m crossmod...` in the venv.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test test-slurm lint bench clean
+.PHONY: setup run test test-slurm test-gpu lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ run: setup
 	@echo "Report:    results/report.html"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/results/mlflow.db}"
 
-test: setup
+# Lint first (ruff, snakemake --lint, snakefmt): quick, and a red lint is a red test run.
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+# The CUDA-vs-CPU training test; skipped (with the reason) where no CUDA device is visible.
+test-gpu: setup
+	$(BIN)/python -m pytest -q -m gpu -rs tests/test_devices.py
 
 # The real-SLURM test: installs Debian's slurm-wlm and munge if missing (root), starts a
 # one-node cluster and an MLflow server, runs the workflow through profiles/slurm.

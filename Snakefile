@@ -1,6 +1,6 @@
 # crossmod: cross-modality personalization for retrieval (gaze, captions, personality).
-# The logic lives in the `crossmod` package (workflow/crossmod); every rule calls
-# one of its small command-line entry points.
+# The logic lives in the `crossmod` package (workflow/crossmod, installed in the
+# environment); every rule calls `python -m crossmod.<concept>.<verb>`.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -18,11 +18,10 @@ report: "workflow/report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"
-include: "rules/train.smk"
-include: "rules/combine.smk"
-include: "rules/identity.smk"
-include: "rules/tables.smk"
-include: "rules/report.smk"
+include: "rules/training.smk"
+include: "rules/tracking.smk"
+include: "rules/evaluation.smk"
+include: "rules/reporting.smk"
 
 
 # Light rules run where Snakemake runs, never as cluster jobs.

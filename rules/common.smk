@@ -1,23 +1,25 @@
-# Shared helpers: input functions, wildcard constraints, the default target's files.
-import json
+# Shared helpers: the method registry's networks, settings as JSON, input functions and
+# the default target's files. Parsing imports no ML library (crossmod.methods.registry
+# and crossmod.settings are declarative), so `snakemake -n` is quick.
 import re
-import sys
-from pathlib import Path
 
-# Rules run `python -m crossmod.<stage>`; the package is put on PYTHONPATH for
-# every job (local, conda or cluster), so no install is needed where jobs run.
-PACKAGE_DIR = str(Path(workflow.basedir) / "workflow")
-# (Snakemake formats the prefix too, hence the doubled braces.)
-shell.prefix(
-    "set -euo pipefail; export PYTHONPATH="
-    + PACKAGE_DIR
-    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
-)
+from snakemake.settings.types import DeploymentMethod
+
+from crossmod.environment import job_python_problem
+from crossmod.evaluation.ranking import TASKS
+from crossmod.methods.ours import parts_for
+from crossmod.methods.registry import SETUPS, registry
+from crossmod.settings import settings_json
+from crossmod.tracking.store import resolve_tracking_uri
+
 CONDA_ENV = "../envs/crossmod.yaml"
-sys.path.insert(0, PACKAGE_DIR)
-from crossmod.networks import NETWORKS  # noqa: E402  (names of the trainable networks)
-from crossmod.combine import parts_for  # noqa: E402  (which networks OURS combines)
-from crossmod.tracking import resolve_tracking_uri  # noqa: E402
+
+# Jobs run `python -m crossmod...`: unless conda builds their environment, the `python`
+# on PATH must import the package, or every job would fail inside its log file.
+if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    _problem = job_python_problem()
+    if _problem:
+        raise WorkflowError(_problem)
 
 # $MLFLOW_TRACKING_URI, else the config's mlflow.tracking_uri, else the SQLite file.
 TRACKING_URI = resolve_tracking_uri(config["mlflow"]["tracking_uri"] or None)
@@ -26,31 +28,41 @@ DATASETS = config["datasets"]
 RUN = config["run"]
 _unknown = [name for name in RUN if name not in DATASETS]
 if _unknown:
-    raise ValueError(
+    raise WorkflowError(
         f"config 'run' names dataset(s) {', '.join(_unknown)} that 'datasets' does not define "
         f"(defined: {', '.join(DATASETS)})"
     )
 
-
-TRAIN = config["training"]
+METHODS = registry()
+NETWORKS = METHODS.networks()
+TRAINING = config["training"]
 NETWORK_NAMES = (
-    sorted(NETWORKS) if TRAIN["networks"] == "all" else list(TRAIN["networks"])
+    sorted(NETWORKS) if TRAINING["networks"] == "all" else list(TRAINING["networks"])
 )
 _unknown = sorted(set(NETWORK_NAMES) - set(NETWORKS))
 if _unknown:
-    raise ValueError(
+    raise WorkflowError(
         f"training.networks names unknown network(s) {', '.join(_unknown)}; "
         f"known: {', '.join(sorted(NETWORKS))}"
     )
 SPLITS = list(range(config["splits"]))
-# training.gpu: each training job asks SLURM (resources) for a GPU and trains on CUDA.
-GPU_FLAG = " --gpus 1" if TRAIN["gpu"] else ""
+# training.device: cuda makes every training job ask for one GPU (Snakemake's `gpu`
+# resource; the SLURM executor turns it into --gpus).
+TRAIN_GPUS = 1 if TRAINING["device"] == "cuda" else 0
 
 
 wildcard_constraints:
     dataset="|".join(re.escape(name) for name in DATASETS),
     network="|".join(sorted(NETWORKS)),
     split=r"\d+",
+
+
+def section_json(section, keys=None):
+    """A config section as the one JSON argument its job reads (crossmod.settings)."""
+    values = config.get(section, {})
+    if keys is not None:
+        values = {k: v for k, v in values.items() if k in keys}
+    return settings_json(section, values, drop=("networks", "threads"))
 
 
 def dataset_root(wildcards):
@@ -62,16 +74,11 @@ def dataset_root(wildcards):
 
 
 def generator_settings(wildcards):
-    return json.dumps(DATASETS[wildcards.dataset]["generator"], sort_keys=True)
+    return settings_json("$defs/generator", DATASETS[wildcards.dataset]["generator"])
 
 
 def lenient_flag(wildcards):
     return "--lenient" if config["reader"]["lenient"] else ""
-
-
-def weights_flag(wildcards):
-    weights = config["features"]["backbone_weights"]
-    return f"--weights {weights}" if weights else ""
 
 
 def glove_input(wildcards):
@@ -80,44 +87,36 @@ def glove_input(wildcards):
     return [path] if path else []
 
 
-def training_settings(wildcards):
-    """Every training knob but the job-level ones, as JSON for crossmod.train."""
-    skip = {"networks", "threads", "gpu"}
-    return json.dumps({k: v for k, v in TRAIN.items() if k not in skip}, sort_keys=True)
+def network_files(name, dataset, splits, networks):
+    return expand(
+        "results/{dataset}/split{split}/{network}/{name}",
+        dataset=dataset,
+        split=splits,
+        network=networks,
+        name=name,
+    )
 
 
 def split_metrics(wildcards):
-    return expand(
-        "results/{dataset}/split{split}/{network}/metrics.json",
-        dataset=wildcards.dataset,
-        split=wildcards.split,
-        network=NETWORK_NAMES,
+    return network_files(
+        "metrics.json", wildcards.dataset, wildcards.split, NETWORK_NAMES
     )
 
 
 def split_checkpoints(wildcards):
-    return expand(
-        "results/{dataset}/split{split}/{network}/model.pt",
-        dataset=wildcards.dataset,
-        split=wildcards.split,
-        network=NETWORK_NAMES,
-    )
+    return network_files("model.pt", wildcards.dataset, wildcards.split, NETWORK_NAMES)
 
 
 def all_network_metrics(wildcards):
-    return expand(
-        "results/{dataset}/split{split}/{network}/metrics.json",
-        dataset=RUN,
-        split=SPLITS,
-        network=NETWORK_NAMES,
-    )
+    return network_files("metrics.json", RUN, SPLITS, NETWORK_NAMES)
 
 
+# The networks OURS combines (every setup and task), among those trained.
 COMBINED = sorted(
     {
         name
-        for setup in ("per-task", "joint")
-        for task in ("g2p", "t2p", "p2g", "t2g", "g2t", "p2t")
+        for setup in SETUPS
+        for task in TASKS
         for name in parts_for(setup, task).values()
     }
     & set(NETWORK_NAMES)
@@ -125,10 +124,9 @@ COMBINED = sorted(
 
 
 def combine_embeddings(wildcards):
-    return [
-        f"results/{wildcards.dataset}/split{wildcards.split}/{name}/embeddings.parquet"
-        for name in COMBINED
-    ]
+    return network_files(
+        "embeddings.parquet", wildcards.dataset, wildcards.split, COMBINED
+    )
 
 
 def combine_arguments(wildcards, input):

@@ -1,4 +1,5 @@
-# Data: the embedded synthetic datasets and the strict release-format reader.
+# Data: the embedded synthetic datasets, the strict release-format reader, user splits and
+# the evaluation pools (crossmod.data).
 
 
 rule synthesize:
@@ -10,10 +11,13 @@ rule synthesize:
         "results/benchmarks/{dataset}/synthesize.tsv"
     conda:
         CONDA_ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         settings=generator_settings,
     shell:
-        "python -m crossmod.synthetic --out {output} --settings {params.settings:q} 2> {log}"
+        "python -m crossmod.data.synthetic --out {output} --settings {params.settings:q} 2> {log}"
 
 
 rule validate:
@@ -29,27 +33,58 @@ rule validate:
     params:
         lenient=lenient_flag,
     shell:
-        "python -m crossmod.validate --root {input.root} --out {output.annotations}"
+        "python -m crossmod.data.validate --root {input.root} --out {output.annotations}"
         " --rejects {output.rejects} {params.lenient} 2> {log}"
 
 
-rule plot_examples:
+rule splits:
     input:
         "results/{dataset}/data/annotations.parquet",
     output:
-        report(
-            "results/{dataset}/plots/examples.png",
-            caption="../workflow/report/examples.rst",
-            category="Data",
-            subcategory="{dataset}",
-        ),
+        "results/{dataset}/splits/users.csv",
     log:
-        "results/logs/{dataset}/plot_examples.log",
+        "results/logs/{dataset}/splits.log",
     conda:
         CONDA_ENV
     params:
-        rows=config["examples"]["rows"],
-        seed=config["examples"]["seed"],
+        splits=config["splits"],
+        seed=config["seed"],
     shell:
-        "python -m crossmod.examples --annotations {input} --out {output}"
-        " --title {wildcards.dataset} --rows {params.rows} --seed {params.seed} 2> {log}"
+        "python -m crossmod.data.splits --annotations {input} --out {output}"
+        " --splits {params.splits} --seed {params.seed} 2> {log}"
+
+
+rule pools:
+    input:
+        annotations="results/{dataset}/data/annotations.parquet",
+        splits="results/{dataset}/splits/users.csv",
+    output:
+        "results/{dataset}/splits/pools.parquet",
+    log:
+        "results/logs/{dataset}/pools.log",
+    conda:
+        CONDA_ENV
+    params:
+        seed=config["seed"],
+    shell:
+        "python -m crossmod.data.pools --annotations {input.annotations}"
+        " --splits {input.splits} --out {output} --seed {params.seed} 2> {log}"
+
+
+rule validation_pools:
+    input:
+        annotations="results/{dataset}/data/annotations.parquet",
+        splits="results/{dataset}/splits/users.csv",
+    output:
+        "results/{dataset}/splits/validation_pools.parquet",
+    log:
+        "results/logs/{dataset}/validation_pools.log",
+    conda:
+        CONDA_ENV
+    params:
+        seed=config["seed"],
+        draws=config["combine"]["validation_draws"],
+    shell:
+        "python -m crossmod.data.pools --annotations {input.annotations}"
+        " --splits {input.splits} --out {output} --seed {params.seed}"
+        " --validation-draws {params.draws} 2> {log}"

@@ -1,4 +1,5 @@
-# Features: one CNN pass per unique image, then cheap per-annotation masking.
+# Features: one CNN pass per unique image, then cheap per-annotation masking
+# (crossmod.features).
 
 
 rule image_features:
@@ -15,16 +16,15 @@ rule image_features:
         CONDA_ENV
     threads: config["features"]["threads"]
     resources:
-        mem_mb=4000,
+        mem_mb=6000,
         runtime=60,
     params:
-        backbone=config["features"]["backbone"],
-        weights=weights_flag,
-        batch_size=config["features"]["batch_size"],
+        settings=section_json(
+            "features", ("backbone", "backbone_weights", "batch_size")
+        ),
     shell:
-        "python -m crossmod.image_features --annotations {input} --maps {output.maps}"
-        " --index {output.index} --backbone {params.backbone} {params.weights}"
-        " --batch-size {params.batch_size} --threads {threads} 2> {log}"
+        "python -m crossmod.features.images --annotations {input} --maps {output.maps}"
+        " --index {output.index} --settings {params.settings:q} --threads {threads} 2> {log}"
 
 
 rule annotation_features:
@@ -43,16 +43,14 @@ rule annotation_features:
     conda:
         CONDA_ENV
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=6000,
+        runtime=30,
     params:
-        pooling=config["features"]["gaze_pooling"],
-        threshold=config["features"]["reveal_threshold"],
-        encoder=config["features"]["text_encoder"],
-        glove=config["features"]["glove_path"],
+        settings=section_json(
+            "features",
+            ("gaze_pooling", "reveal_threshold", "text_encoder", "glove_path"),
+        ),
     shell:
-        "python -m crossmod.annotation_features --annotations {input.annotations}"
+        "python -m crossmod.features.annotations --annotations {input.annotations}"
         " --maps {input.maps} --index {input.index} --out {output.features}"
-        " --coverage {output.coverage} --pooling {params.pooling}"
-        " --reveal-threshold {params.threshold} --text-encoder {params.encoder}"
-        " --glove-path={params.glove:q} 2> {log}"
+        " --coverage {output.coverage} --settings {params.settings:q} 2> {log}"

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from crossmod.backbones import build_backbone
-from crossmod.image_features import extract
-from crossmod.networks import NETWORKS
-from crossmod.synthetic import GeneratorSettings, generate
+from crossmod.data.synthetic import GeneratorSettings, generate
+from crossmod.features.backbones import build_backbone
+from crossmod.features.images import extract
+from crossmod.methods.registry import registry
 
 
 def _images(n_images: int) -> list[str]:
@@ -40,7 +40,7 @@ def _images(n_images: int) -> list[str]:
     paths = sorted(str(p) for p in release.rglob("*.jpg")) if release.exists() else []
     if len(paths) < n_images:
         root = Path(tempfile.mkdtemp(prefix="crossmod-bench-"))
-        settings = GeneratorSettings(n_users=30, n_images=max(n_images, 15), n_sets=10)
+        settings = GeneratorSettings.from_config(n_users=30, n_images=max(n_images, 15), n_sets=10)
         generate(settings, root)
         paths = sorted(str(p) for p in (root / "ims").rglob("*.jpg"))
     return paths[:n_images]
@@ -79,23 +79,26 @@ def bench_features(n_images: int, batch_size: int, repeats: int) -> dict:
 
 def _content_data():
     """Split 0 of the default synthetic-ads features (run ``make run`` first for them)."""
-    from crossmod.train import load_split
+    from crossmod.training.data import load_split
 
     root = Path("results/synthetic-ads")
-    needed = [root / "features/annotations.parquet", root / "splits/users.csv",
-              root / "splits/pools.parquet"]  # fmt: skip
+    needed = [
+        root / "features/annotations.parquet",
+        root / "splits/users.csv",
+        root / "splits/pools.parquet",
+    ]
     if not all(p.exists() for p in needed):
         raise SystemExit("training bench needs the default run's features: run `make run` first")
     return load_split(*map(str, needed), split=0)
 
 
 def bench_training(steps: int, repeats: int) -> dict:
-    from crossmod.models import Embedder
-    from crossmod.train import TrainSettings, train_network
+    from crossmod.methods.encoders import Embedder
+    from crossmod.training.loop import TrainSettings, train_network
 
     data = _content_data()
-    spec = NETWORKS["content_tg"]
-    settings = TrainSettings(steps=steps, eval_every=10 * steps, patience=0)
+    spec = registry().network("content_tg")
+    settings = TrainSettings.from_config(steps=steps, eval_every=10 * steps, patience=0)
     rows = data.train_rows
     model = Embedder({m: data.features[m].shape[1] for m in spec.modalities})
     optimizer = torch.optim.Adagrad(model.parameters(), lr=2.0, initial_accumulator_value=0.1)
@@ -136,7 +139,7 @@ def default_run_training() -> dict | None:
     import pandas as pd
 
     files = sorted(
-        f for f in Path("results/benchmarks").glob("*/split*/*.tsv") if f.stem in NETWORKS
+        f for f in Path("results/benchmarks").glob("*/split*/*.tsv") if f.stem in registry().networks()
     )
     if not files:
         return None

@@ -10,7 +10,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from crossmod.synthetic import GeneratorSettings
+from crossmod.data.synthetic import GeneratorSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def tiny_settings(**overrides) -> GeneratorSettings:
         map_blur=1.5,
     )
     values.update(overrides)
-    return GeneratorSettings(**values)
+    return GeneratorSettings.from_config(**values)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from crossmod.bfi import (
+from crossmod.features.bfi import (
     ITEM_NAMES,
     PersonalityFormatError,
     format_personality,
@@ -11,9 +11,17 @@ from crossmod.bfi import (
 
 def test_item_order_is_the_release_order():
     assert ITEM_NAMES == (
-        "reserved", "trusting", "lazy", "relaxed", "artistic",
-        "outgoing", "fault", "job", "nervous", "imagination",
-    )  # fmt: skip
+        "reserved",
+        "trusting",
+        "lazy",
+        "relaxed",
+        "artistic",
+        "outgoing",
+        "fault",
+        "job",
+        "nervous",
+        "imagination",
+    )
 
 
 def test_parse_release_string_and_commas():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crossmod.combine import (
+from crossmod.evaluation.combine import (
     combined_metrics,
     grid_metrics,
     parts_for,
@@ -15,8 +15,8 @@ from crossmod.combine import (
     select,
     weight_grid,
 )
-from crossmod.identity import IdentitySettings, best_per_feature_set, identity_table
-from crossmod.tables import TASKS, build_tables, summary_ranks
+from crossmod.evaluation.identity import IdentitySettings, best_per_feature_set, identity_table
+from crossmod.reporting.tables import TASKS, build_tables, summary_ranks
 
 
 def test_weight_grid_sizes():
@@ -35,8 +35,9 @@ def _tiny_problem(seed=0, n=40, d=3):
         for part in ("base", "content", "style")
     }
     position = np.arange(n)
-    pools = np.array([[q, *rng.choice(np.delete(np.arange(n), q), 14, replace=False)]
-                      for q in range(12)])  # fmt: skip
+    pools = np.array(
+        [[q, *rng.choice(np.delete(np.arange(n), q), 14, replace=False)] for q in range(12)]
+    )
     return embeddings, position, pools
 
 
@@ -73,10 +74,10 @@ def test_search_applies_validation_choice_to_test():
     embeddings, position, pools = _tiny_problem(seed=1)
     _, val_pools, test_pools = None, pools[:6], pools[6:]
     weights, val, test, best = search(
-        embeddings, "g2t", ["base", "style"], position, val_pools, test_pools
+        embeddings, "g2t", ["base", "style"], position, val_pools, test_pools, "concat"
     )
     assert (weights[:, 1] == 0).all()
-    expected = combined_metrics(embeddings, "g2t", weights[best], position, test_pools)
+    expected = combined_metrics(embeddings, "g2t", weights[best], position, test_pools, "concat")
     assert test["top1"][best] == pytest.approx(expected["top1"])
     assert val["top1"][best] == val["top1"].max()
 
@@ -84,18 +85,32 @@ def test_search_applies_validation_choice_to_test():
 def test_summary_ranks_by_hand():
     rows = [
         # task, method, top1, top3, rank
-        ("t2g", "veit", 0.1, 0.4, 5), ("t2g", "base", 0.3, 0.5, 4),
-        ("t2g", "content", 0.3, 0.6, 3), ("t2g", "style", 0.2, 0.3, 6),
+        ("t2g", "veit", 0.1, 0.4, 5),
+        ("t2g", "base", 0.3, 0.5, 4),
+        ("t2g", "content", 0.3, 0.6, 3),
+        ("t2g", "style", 0.2, 0.3, 6),
         ("t2g", "ours", 0.5, 0.7, 2),
-        ("g2p", "veit", 0.1, 0.3, 7), ("g2p", "base", 0.2, 0.2, 8),
-        ("g2p", "style", 0.2, 0.4, 6), ("g2p", "ours", 0.3, 0.4, 6),  # no content: N/A
-    ]  # fmt: skip
+        ("g2p", "veit", 0.1, 0.3, 7),
+        ("g2p", "base", 0.2, 0.2, 8),
+        ("g2p", "style", 0.2, 0.4, 6),
+        ("g2p", "ours", 0.3, 0.4, 6),  # no content: N/A
+    ]
     agg = pd.DataFrame(rows, columns=["task", "method", "top1", "top3", "rank"])
     ranks = summary_ranks(agg, ("veit", "base", "content", "style", "ours"))
-    expected_t2g = {"ours": 1.0, "content": 6.5 / 3, "base": 8.5 / 3, "style": 14 / 3,
-                    "veit": 13 / 3}  # fmt: skip
-    expected_g2p = {"ours": 4 / 3, "style": 5.5 / 3, "veit": 10 / 3, "base": 10.5 / 3,
-                    "content": 5.0}  # fmt: skip
+    expected_t2g = {
+        "ours": 1.0,
+        "content": 6.5 / 3,
+        "base": 8.5 / 3,
+        "style": 14 / 3,
+        "veit": 13 / 3,
+    }
+    expected_g2p = {
+        "ours": 4 / 3,
+        "style": 5.5 / 3,
+        "veit": 10 / 3,
+        "base": 10.5 / 3,
+        "content": 5.0,
+    }
     for method, value in expected_t2g.items():
         assert ranks.loc["t2g", method] == pytest.approx(value), method
     for method, value in expected_g2p.items():
@@ -108,8 +123,10 @@ def test_tables_from_tidy_metrics(tmp_path):
     rng = np.random.default_rng(0)
     rows, weights = [], []
     for split in range(3):
-        for setup, methods in (("per-task", ("veit", "base", "content", "style", "ours")),
-                               ("joint", ("veit", "base", "style", "ours"))):  # fmt: skip
+        for setup, methods in (
+            ("per-task", ("veit", "base", "content", "style", "ours")),
+            ("joint", ("veit", "base", "style", "ours")),
+        ):
             for task in TASKS:
                 for method in methods:
                     if method == "content" and "p" in task:
@@ -117,14 +134,37 @@ def test_tables_from_tidy_metrics(tmp_path):
                     top3 = 0.3 + 0.1 * (method == "ours") + rng.uniform(0, 0.01)
                     rows.append(("d", setup, method, task, split, top3 / 2, top3, 6.0, 100, method))
                 weights.append(("d", setup, task, split, 0.5, 0.0 if "p" in task else 0.25, 1.0))
-    metrics = pd.DataFrame(rows, columns=["dataset", "setup", "method", "task", "split", "top1",
-                                          "top3", "rank", "n_queries", "network"])  # fmt: skip
-    weights = pd.DataFrame(weights, columns=["dataset", "setup", "task", "split", "b_base",
-                                             "b_content", "b_style"])  # fmt: skip
-    identity = pd.DataFrame([("d", f, "rbf", "{}", 0.1, 0.01, 10, 0.1) for f in
-                             ("text", "gaze", "both")],
-                            columns=["dataset", "features", "kernel", "params", "accuracy_mean",
-                                     "accuracy_std", "n_users", "chance"])  # fmt: skip
+    metrics = pd.DataFrame(
+        rows,
+        columns=[
+            "dataset",
+            "setup",
+            "method",
+            "task",
+            "split",
+            "top1",
+            "top3",
+            "rank",
+            "n_queries",
+            "network",
+        ],
+    )
+    weights = pd.DataFrame(
+        weights, columns=["dataset", "setup", "task", "split", "b_base", "b_content", "b_style"]
+    )
+    identity = pd.DataFrame(
+        [("d", f, "rbf", "{}", 0.1, 0.01, 10, 0.1) for f in ("text", "gaze", "both")],
+        columns=[
+            "dataset",
+            "features",
+            "kernel",
+            "params",
+            "accuracy_mean",
+            "accuracy_std",
+            "n_users",
+            "chance",
+        ],
+    )
     tables = {t.name: t for t in build_tables(metrics, weights, identity, "d")}
     top3 = tables["table3_top3"]
     assert top3.bold["OURS"].all() and not top3.bold["BASE"].any()
@@ -146,20 +186,28 @@ def _identity_frame(n_users=10, per_user=20, separated=True, seed=0):
     centres = rng.normal(size=(n_users, 8)) * (3.0 if separated else 0.0)
     text = centres[np.repeat(np.arange(n_users), per_user)] + rng.normal(size=(len(users), 8))
     meta = pd.DataFrame(
-        {"user": users, "revealed": rng.uniform(size=len(users)),
-         "max_distance": rng.uniform(size=len(users)), "min_distance": rng.uniform(size=len(users))}
-    )  # fmt: skip
+        {
+            "user": users,
+            "revealed": rng.uniform(size=len(users)),
+            "max_distance": rng.uniform(size=len(users)),
+            "min_distance": rng.uniform(size=len(users)),
+        }
+    )
     return meta, {"text": text.astype(np.float32)}
 
 
 def test_identity_classifier_finds_distinct_users_and_not_shuffled_ones():
-    settings = IdentitySettings(rbf_c=(1.0,), rbf_gamma=(1.0,), linear_c=(1.0,))
+    settings = IdentitySettings.from_config(rbf_c=[1.0], rbf_gamma=[1.0], linear_c=[1.0])
     meta, arrays = _identity_frame()
-    best = best_per_feature_set(identity_table(meta, arrays, settings)).set_index("features")
+    best = best_per_feature_set(identity_table(meta, arrays, settings, seed=0)).set_index(
+        "features"
+    )
     assert best.loc["text", "accuracy_mean"] > 0.8  # chance 0.1
     assert best.loc["gaze", "accuracy_mean"] < 0.25  # gaze statistics here are pure noise
     shuffled = meta.assign(user=np.random.default_rng(1).permutation(meta["user"].to_numpy()))
-    best = best_per_feature_set(identity_table(shuffled, arrays, settings)).set_index("features")
+    best = best_per_feature_set(identity_table(shuffled, arrays, settings, seed=0)).set_index(
+        "features"
+    )
     assert best.loc["text", "accuracy_mean"] < 0.25 and best.loc["both", "accuracy_mean"] < 0.25
     assert best.loc["text", "chance"] == pytest.approx(0.1)
 
@@ -167,16 +215,30 @@ def test_identity_classifier_finds_distinct_users_and_not_shuffled_ones():
 def test_top3_plot_gives_each_method_one_colour_in_both_panels():
     import matplotlib.pyplot as plt
 
-    from crossmod.plots import top3_figure
-    from crossmod.tables import JOINT, LABEL, PER_TASK
+    from crossmod.methods.registry import registry
+    from crossmod.reporting.plots import top3_figure
+
+    methods = registry()
+    PER_TASK, JOINT, LABEL = methods.columns("per-task"), methods.columns("joint"), methods.labels()
 
     rows = [
-        {"dataset": "d", "setup": setup, "method": method, "task": task, "split": split,
-         "top1": 0.1, "top3": 0.3 + 0.01 * split, "rank": 5.0, "n_queries": 10}
+        {
+            "dataset": "d",
+            "setup": setup,
+            "method": method,
+            "task": task,
+            "split": split,
+            "top1": 0.1,
+            "top3": 0.3 + 0.01 * split,
+            "rank": 5.0,
+            "n_queries": 10,
+        }
         for setup, methods in (("per-task", PER_TASK), ("joint", JOINT))
-        for method in methods for task in TASKS for split in (0, 1)
+        for method in methods
+        for task in TASKS
+        for split in (0, 1)
         if not (method == "content" and "p" in task)
-    ]  # fmt: skip
+    ]
     fig = top3_figure(pd.DataFrame(rows), "d")
     colours = []
     for ax in fig.axes:

@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from crossmod.arrays import read_table, write_table
-from crossmod.backbones import build_backbone
-from crossmod.gaze import bubble_centres, gaze_statistics, masked_pool, resize_map
-from crossmod.glove import default_vectors, read_glove_text, tokenize
-from crossmod.image_features import extract, unique_images
-from crossmod.synthetic.gaze import bubble_map
-from crossmod.text import glove_average
+from crossmod.data.arrays import read_table, write_table
+from crossmod.data.synthetic.gaze import bubble_map
+from crossmod.features.backbones import build_backbone
+from crossmod.features.gaze import bubble_centres, gaze_statistics, masked_pool, resize_map
+from crossmod.features.glove import default_vectors, read_glove_text, tokenize
+from crossmod.features.images import extract, unique_images
+from crossmod.features.text import glove_average
 
 
 def test_resize_map_averages_areas():
@@ -82,8 +82,14 @@ def test_real_glove_vectors():
     expected = (vectors.vectors[vectors.index["the"]] + vectors.vectors[vectors.index["cat"]]) / 2
     np.testing.assert_allclose(out[0], expected, rtol=1e-6)
     assert tokenize("I should buy it, it's great!") == [
-        "i", "should", "buy", "it", "it", "s", "great",
-    ]  # fmt: skip
+        "i",
+        "should",
+        "buy",
+        "it",
+        "it",
+        "s",
+        "great",
+    ]
 
 
 def test_gaze_statistics_by_hand():
@@ -181,7 +187,7 @@ def test_array_table_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_minilm_encoder_is_offline_and_meaningful():
-    from crossmod.text import minilm_encode
+    from crossmod.features.text import minilm_encode
 
     out = minilm_encode(
         ["a cat sleeps on the sofa", "a kitten is napping on a couch", "rockets launch into space"]

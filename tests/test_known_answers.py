@@ -12,35 +12,45 @@ import pandas as pd
 import pytest
 import torch
 
-from crossmod.annotation_features import compute_features
-from crossmod.backbones import build_backbone
-from crossmod.image_features import extract, unique_images
-from crossmod.networks import NETWORKS
-from crossmod.pools import make_pools
-from crossmod.release import read_release
-from crossmod.splits import make_splits
-from crossmod.synthetic import GeneratorSettings, generate
-from crossmod.train import TrainSettings, evaluate, split_data, train_network
+from crossmod.data.pools import make_pools
+from crossmod.data.release import read_release
+from crossmod.data.splits import make_splits
+from crossmod.data.synthetic import GeneratorSettings, generate
+from crossmod.evaluation.scoring import evaluate
+from crossmod.features.annotations import compute_features
+from crossmod.features.backbones import build_backbone
+from crossmod.features.images import extract, unique_images
+from crossmod.features.settings import FeatureSettings
+from crossmod.methods.registry import registry
+from crossmod.training.data import split_data
+from crossmod.training.loop import TrainSettings, train_network
 
 pytestmark = pytest.mark.slow
 N_SPLITS = 2
-FAST = TrainSettings(steps=300, eval_every=50, patience=0)
+FAST = TrainSettings.from_config(steps=300, eval_every=50, patience=0)
 PERSONALITY_TASKS = ("g2p", "p2g", "t2p", "p2t")
 
 
 def _dataset(tmp_path_factory, style_strength: float) -> tuple:
     root = tmp_path_factory.mktemp(f"style{style_strength}")
-    settings = GeneratorSettings(
-        kind="ads", seed=11, n_users=45, n_images=120, n_sets=15,
-        image_height=120, image_width=160, bubble_radius=10.0, map_blur=2.0,
+    settings = GeneratorSettings.from_config(
+        kind="ads",
+        seed=11,
+        n_users=45,
+        n_images=120,
+        n_sets=15,
+        image_height=120,
+        image_width=160,
+        bubble_radius=10.0,
+        map_blur=2.0,
         style_strength=style_strength,
-    )  # fmt: skip
+    )
     generate(settings, root)
     annotations = read_release(root).annotations
     images = unique_images(annotations)
     torch.set_num_threads(2)
     maps, _ = extract(build_backbone("efficientnet-lite0"), images["image_path"].tolist())
-    meta, arrays, _ = compute_features(annotations, maps, images)
+    meta, arrays, _ = compute_features(annotations, maps, images, FeatureSettings.from_config())
     splits = make_splits(annotations["user"].tolist(), N_SPLITS, seed=0)
     pools = make_pools(annotations[["annotation_id", "user", "image"]], splits, seed=0)
     return meta, arrays, splits, pools
@@ -48,7 +58,7 @@ def _dataset(tmp_path_factory, style_strength: float) -> tuple:
 
 def _test_metrics(data_parts, network: str) -> dict[str, dict[str, float]]:
     """Test metrics of one network, pooled over the splits (query-weighted)."""
-    spec = NETWORKS[network]
+    spec = registry().network(network)
     totals: dict[str, dict[str, float]] = {}
     for split, data in enumerate(data_parts):
         result = train_network(spec, data, FAST, split)

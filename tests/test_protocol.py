@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from crossmod.models import Embedder, bilinear_scores, veit_loss
-from crossmod.pools import POOL_SIZE, draw_pools, make_pools, pool_matrix, validation_draws
-from crossmod.ranking import metrics, ranks, task_modalities
-from crossmod.sampler import GroupBatchSampler
-from crossmod.splits import make_splits
+from crossmod.data.pools import POOL_SIZE, draw_pools, make_pools, pool_matrix, validation_draws
+from crossmod.data.splits import make_splits
+from crossmod.evaluation.ranking import metrics, ranks, task_modalities
+from crossmod.methods.encoders import Embedder
+from crossmod.methods.veit import bilinear_scores, veit_loss
+from crossmod.training.sampler import GroupBatchSampler
 
 
 def test_splits_are_disjoint_sized_and_seeded():
@@ -89,9 +90,9 @@ def test_validation_draws_are_fresh_draws_of_the_same_queries():
 
 
 def test_ranks_count_ties_against_the_method():
-    distances = np.array([[1, 2, 3], [1, 1, 0.5], [0, 0, 0], [2, 1, 3]])
-    assert ranks(distances).tolist() == [1, 3, 3, 2]
-    got = metrics(ranks(distances))
+    similarities = -np.array([[1, 2, 3], [1, 1, 0.5], [0, 0, 0], [2, 1, 3]])
+    assert ranks(similarities).tolist() == [1, 3, 3, 2]
+    got = metrics(ranks(similarities))
     assert got == {"top1": 0.25, "top3": 1.0, "rank": 2.25, "n_queries": 4}
     constant = np.zeros((10, 15))
     assert metrics(ranks(constant))["rank"] == 15  # a constant scorer gets the worst rank
@@ -123,8 +124,11 @@ def test_sampler_gives_every_anchor_a_positive():
     user = rng.integers(0, 40, size=300)
     sampler = GroupBatchSampler(
         {"image": image, "user": user, "user_image": np.arange(300)},
-        ("image", "user"), 128, 4, rng,
-    )  # fmt: skip
+        ("image", "user"),
+        128,
+        4,
+        rng,
+    )
     for _ in range(20):
         batch = sampler()
         assert len(batch) == 128 and len(np.unique(batch)) == 128

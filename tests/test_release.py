@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import good_row, make_release, write_map
-from crossmod.release import DatasetError, load_map, read_release
+from crossmod.data.release import DatasetError, load_map, read_release
 
 BAD_ROWS = {
     2: "missing image",
@@ -104,7 +104,7 @@ def test_map_clicks_are_read(tmp_path):
 
 def test_cli_strict_exits_1_and_lenient_writes_rejects(corrupt_release, tmp_path):
     out, rejects = tmp_path / "out" / "a.parquet", tmp_path / "out" / "rejects.csv"
-    base = [sys.executable, "-m", "crossmod.validate", "--root", str(corrupt_release)]
+    base = [sys.executable, "-m", "crossmod.data.validate", "--root", str(corrupt_release)]
     args = ["--out", str(out), "--rejects", str(rejects)]
     strict = subprocess.run(base + args, capture_output=True, text=True)
     assert strict.returncode == 1

@@ -35,28 +35,13 @@ pytestmark = pytest.mark.slurm
 BIN = Path(sys.executable).parent
 REQUESTED = os.environ.get("CROSSMOD_SLURM_TEST") == "1"
 NETWORKS = ["base_tg", "content_tg", "style_tg", "style_tp"]
-TINY = {
-    "run": ["tiny-slurm"],
-    "splits": 2,
-    "datasets": {
-        "tiny-slurm": {
-            "source": "synthetic",
-            "generator": {
-                "kind": "coco",
-                "seed": 5,
-                "n_users": 9,
-                "n_images": 20,
-                "n_sets": 3,
-                "image_height": 64,
-                "image_width": 96,
-                "bubble_radius": 6.0,
-            },
-        }
-    },
-    "training": {"networks": NETWORKS, "steps": 40, "eval_every": 20, "batch_size": 64},
-    "features": {"threads": 1},
-    "identity": {"threads": 1},
-}
+# The committed tiny config, renamed, with a subset of the networks.
+TINY = yaml.safe_load((REPO / ".test/config.yaml").read_text())
+TINY["run"] = ["tiny-slurm"]
+_generator = dict(TINY["datasets"]["tiny-coco"]["generator"], seed=5)
+TINY["datasets"] = {"tiny-slurm": {"source": "synthetic", "generator": _generator}}
+TINY["training"] = dict(TINY["training"], networks=NETWORKS)
+TINY["identity"] = {"threads": 1}
 
 
 def _slurm_running() -> bool:
@@ -91,8 +76,10 @@ def _install() -> None:
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
     subprocess.run(
         ["apt-get", "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"],
-        check=True, env=env, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        env=env,
+        capture_output=True,
+    )
 
 
 def _slurm_conf(folder: Path) -> Path:
@@ -202,8 +189,9 @@ def cluster(tmp_path_factory):
             )
 
         def node_idle() -> bool:
-            out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                                 env=env)  # fmt: skip
+            out = subprocess.run(
+                ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=env
+            )
             return out.returncode == 0 and "idle" in out.stdout
 
         _wait("the SLURM node", node_idle)
@@ -228,12 +216,24 @@ def mlflow_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
     process = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-        stdout=open(folder / "server.log", "w"), stderr=subprocess.STDOUT,
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=open(folder / "server.log", "w"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
     uri = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -254,10 +254,22 @@ def mlflow_server(tmp_path_factory):
 def _snakemake(workdir: Path, config: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
     env = dict(env, PATH=f"{BIN}{os.pathsep}{env['PATH']}")
     return subprocess.run(
-        [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--configfile", str(config), *extra],
-        capture_output=True, text=True, env=env, cwd=workdir, timeout=1500,
-    )  # fmt: skip
+        [
+            str(BIN / "snakemake"),
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=1500,
+    )
 
 
 def test_workflow_on_slurm_with_an_mlflow_server(cluster, mlflow_server, tmp_path):
@@ -270,9 +282,16 @@ def test_workflow_on_slurm_with_an_mlflow_server(cluster, mlflow_server, tmp_pat
     env = dict(cluster, MLFLOW_TRACKING_URI=mlflow_server)
     start = time.monotonic()
     result = _snakemake(
-        on_slurm, config, env, "--profile", str(REPO / "profiles/slurm"), "--jobs", "8",
-        "--slurm-init-seconds-before-status-checks", "5",
-    )  # fmt: skip
+        on_slurm,
+        config,
+        env,
+        "--profile",
+        str(REPO / "profiles/slurm"),
+        "--jobs",
+        "8",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
+    )
     elapsed = time.monotonic() - start
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
@@ -281,8 +300,14 @@ def test_workflow_on_slurm_with_an_mlflow_server(cluster, mlflow_server, tmp_pat
     # The jobs really went through SLURM: the ids Snakemake got back from sbatch are
     # jobs the controller accepted.
     job_ids = set(re.findall(r"SLURM jobid (\d+)", output))
-    heavy = ["synthesize", "validate", "image_features", "annotation_features", "combine",
-             "identity"] + ["train"] * 2 * len(NETWORKS)  # fmt: skip
+    heavy = [
+        "synthesize",
+        "validate",
+        "image_features",
+        "annotation_features",
+        "combine",
+        "identity",
+    ] + ["train"] * 2 * len(NETWORKS)
     assert len(job_ids) >= len(heavy), output[-3000:]
     controller_log = os.environ.get("CROSSMOD_SLURMCTLD_LOG") or cluster.get(
         "CROSSMOD_SLURMCTLD_LOG"

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from crossmod.networks import NETWORKS, content_terms
-from crossmod.triplet import (
-    Term,
+from crossmod.methods.content import terms as content_terms
+from crossmod.methods.registry import registry
+from crossmod.methods.terms import Term
+from crossmod.methods.triplet import (
     hinge_all,
     masks,
     semihard_negatives,
@@ -65,7 +66,7 @@ def test_semihard_rule_by_hand():
     torch.testing.assert_close(chosen, torch.tensor([2.0, 4.0, 0.3, 0.9]))
     # Through the engine, as a BASE term on 1-D embeddings chosen to give this d? Use the
     # hinge directly: margin 1.5 -> [0.5, 0.5, 6.2, 1.4], mean 2.15.
-    from crossmod.triplet import hinge_semihard
+    from crossmod.methods.triplet import hinge_semihard
 
     total, count = hinge_semihard(d, eye, ~eye, 1.5)
     assert total.item() == pytest.approx(0.5 + 0.5 + 6.2 + 1.4) and count.item() == 4
@@ -80,8 +81,11 @@ def _brute_force(terms, emb, keys, margin):
         values = []
         for i in range(len(a)):
             d = ((a[i] - o) ** 2).sum(axis=1)
-            positives = [p for p in range(len(o)) if k[p] == k[i] and not (
-                term.anchor == term.other and p == i)]  # fmt: skip
+            positives = [
+                p
+                for p in range(len(o))
+                if k[p] == k[i] and not (term.anchor == term.other and p == i)
+            ]
             negatives = [n for n in range(len(o)) if k[n] != k[i]]
             if not negatives:
                 continue
@@ -94,6 +98,9 @@ def _brute_force(terms, emb, keys, margin):
                     values.append(max(d[p] - mined + margin, 0))
         total += np.mean(values) if values else 0.0
     return total
+
+
+NETWORKS = registry().networks()
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in NETWORKS.items() if s.terms))
@@ -118,9 +125,13 @@ def test_networks_are_term_lists():
     content = NETWORKS["content_tg"]
     assert content.terms == tuple(content_terms("text", "gaze"))
     assert [str(t) for t in content.terms] == [
-        "text->gaze|image|all", "gaze->text|image|all", "text->text|image|all",
-        "gaze->gaze|image|all", "image->text|image|all", "image->gaze|image|all",
-    ]  # fmt: skip
+        "text->gaze|image|all",
+        "gaze->text|image|all",
+        "text->text|image|all",
+        "gaze->gaze|image|all",
+        "image->text|image|all",
+        "image->gaze|image|all",
+    ]
     assert all(t.mining == "semihard" and t.key == "user_image" for t in NETWORKS["base_tg"].terms)
     assert {t.key for t in NETWORKS["style_gp"].terms} == {"user"}
     sub = NETWORKS["style_sub_gp"]
@@ -147,7 +158,8 @@ def test_all_pairs_of_a_batch_are_triplets():
     pos, neg = masks(key, same_modality=True)
     _, count = hinge_all(torch.zeros(5, 5), pos, neg, 0.2)
     expected = sum(
-        1 for i, p, n in itertools.product(range(5), repeat=3)
+        1
+        for i, p, n in itertools.product(range(5), repeat=3)
         if i != p and key[i] == key[p] and key[n] != key[i]
-    )  # fmt: skip
+    )
     assert count.item() == expected == 6 * 2 + 2 * 3

@@ -1,0 +1,107 @@
+# Reporting: tidy outputs across datasets, the paper's tables per dataset, and the figures
+# (crossmod.reporting; the report itself: `snakemake --report results/report.html`).
+
+
+rule collect:
+    input:
+        networks=all_network_metrics,
+        combine=all_combine,
+        identity=expand("results/{dataset}/identity/identity.csv", dataset=RUN),
+    output:
+        metrics="results/metrics.csv",
+        weights="results/weights.csv",
+        identity="results/identity.csv",
+    log:
+        "results/logs/collect.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m crossmod.reporting.collect --networks {input.networks}"
+        " --combine {input.combine} --identity {input.identity}"
+        " --metrics-out {output.metrics} --weights-out {output.weights}"
+        " --identity-out {output.identity} 2> {log}"
+
+
+rule tables:
+    input:
+        metrics="results/metrics.csv",
+        weights="results/weights.csv",
+        identity="results/identity.csv",
+    output:
+        report(
+            directory("results/tables/{dataset}"),
+            patterns=["{name}.html"],
+            caption="../workflow/report/tables.rst",
+            category="Tables",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/tables.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "python -m crossmod.reporting.tables --metrics {input.metrics}"
+        " --weights {input.weights} --identity {input.identity}"
+        " --dataset {wildcards.dataset} --out {output} 2> {log}"
+
+
+rule plots:
+    input:
+        metrics="results/metrics.csv",
+        weights="results/weights.csv",
+        features="results/{dataset}/features/annotations.parquet",
+        style=style_map_embeddings,
+    output:
+        top3=report(
+            "results/{dataset}/plots/top3.png",
+            caption="../workflow/report/top3.rst",
+            category="Retrieval",
+            subcategory="{dataset}",
+        ),
+        weights=report(
+            "results/{dataset}/plots/weights.png",
+            caption="../workflow/report/weights.rst",
+            category="Retrieval",
+            subcategory="{dataset}",
+        ),
+        style_map=report(
+            "results/{dataset}/plots/style_map.png",
+            caption="../workflow/report/style_map.rst",
+            category="Retrieval",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/plots.log",
+    conda:
+        CONDA_ENV
+    params:
+        style=style_map_arguments,
+        seed=config["seed"],
+    shell:
+        "python -m crossmod.reporting.plots --metrics {input.metrics}"
+        " --weights {input.weights} --features {input.features} --style {params.style}"
+        " --dataset {wildcards.dataset} --top3 {output.top3}"
+        " --weights-plot {output.weights} --style-map {output.style_map}"
+        " --seed {params.seed} 2> {log}"
+
+
+rule plot_examples:
+    input:
+        "results/{dataset}/data/annotations.parquet",
+    output:
+        report(
+            "results/{dataset}/plots/examples.png",
+            caption="../workflow/report/examples.rst",
+            category="Data",
+            subcategory="{dataset}",
+        ),
+    log:
+        "results/logs/{dataset}/plot_examples.log",
+    conda:
+        CONDA_ENV
+    params:
+        rows=config["examples"]["rows"],
+        seed=config["examples"]["seed"],
+    shell:
+        "python -m crossmod.reporting.examples --annotations {input} --out {output}"
+        " --title {wildcards.dataset} --rows {params.rows} --seed {params.seed} 2> {log}"

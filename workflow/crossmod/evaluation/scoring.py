@@ -1,0 +1,63 @@
+"""Scoring a trained network on the saved pools, whatever its method.
+
+Each network embeds every annotation; for a task, the query's embedding and its
+pool's candidate embeddings go to the method's ``similarity`` function, and the
+positive's rank follows from the similarities (``ranking.ranks``). So a method with
+several embeddings per sample, or a bilinear score, is ranked by the same code on the
+same pools as every other method.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from crossmod.evaluation.ranking import metrics, pool_vectors, ranks, task_modalities
+from crossmod.methods.registry import NetworkSpec, registry
+from crossmod.training.data import SplitData
+
+
+def embed_all(model: torch.nn.Module, data: SplitData) -> dict[str, np.ndarray]:
+    """Every annotation's embedding in each of the model's modalities."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return {
+            m: model.embed(m, torch.from_numpy(data.features[m]).to(device)).cpu().numpy()
+            for m in model.modalities
+        }
+
+
+def task_similarities(
+    model: torch.nn.Module,
+    spec: NetworkSpec,
+    embeddings: dict[str, np.ndarray],
+    task: str,
+    position: np.ndarray,
+    pools: np.ndarray,
+) -> np.ndarray:
+    """(n, 15) similarity of each query to its pool's candidates, by the network's method."""
+    query_m, answer_m = task_modalities(task)
+    q, c = pool_vectors(embeddings[query_m], embeddings[answer_m], position, pools)
+    return registry().method(spec.method).similarity(model, spec, query_m, answer_m, q, c)
+
+
+def evaluate(
+    model: torch.nn.Module, spec: NetworkSpec, data: SplitData, part: str
+) -> dict[str, dict[str, float]]:
+    """Top-1, top-3, mean rank and query count per task on one part's pools."""
+    embeddings = embed_all(model, data)
+    pools = data.pools[part]
+    return {
+        task: metrics(ranks(task_similarities(model, spec, embeddings, task, data.position, pools)))
+        for task in spec.tasks
+    }
+
+
+def selection_key(per_task: dict[str, dict[str, float]]) -> tuple[float, float, float]:
+    """Mean top-1 over tasks; ties broken by top-3, then by (lower) mean rank."""
+    values = list(per_task.values())
+    return (
+        float(np.mean([v["top1"] for v in values])),
+        float(np.mean([v["top3"] for v in values])),
+        -float(np.mean([v["rank"] for v in values])),
+    )

@@ -1,0 +1,69 @@
+"""What BASE, CONTENT and STYLE share: linear encoders, the triplet engine, distance ranking.
+
+Each is one fully connected layer per modality into the shared space
+(:class:`~crossmod.methods.encoders.Embedder`), trained on its network's triplet terms
+and scored by squared Euclidean distance. The functions import torch when they run,
+so the methods that use them stay importable while Snakemake parses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from crossmod.methods.registry import PAIRS, RETRIEVAL_MODALITIES, NetworkSpec
+from crossmod.methods.terms import Term
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from crossmod.training.loop import TrainSettings
+
+
+def pair_networks(
+    method: str,
+    terms: Callable[[str, str], list[Term]],
+    extra: Iterable[NetworkSpec] = (),
+) -> tuple[NetworkSpec, ...]:
+    """``{method}_{pair}`` per pair, then ``extra``, then ``joint_{method}`` on every pair.
+
+    The joint network's loss is the sum of every pair's terms, a term shared by two pairs
+    (such as STYLE's gaze->gaze) counted once.
+    """
+    per_task = [
+        NetworkSpec(f"{method}_{pair}", method, "per-task", (x, y), pair, tuple(terms(x, y)))
+        for pair, (x, y) in PAIRS.items()
+    ]
+    joint_terms = tuple(dict.fromkeys(t for x, y in PAIRS.values() for t in terms(x, y)))
+    joint = NetworkSpec(
+        f"joint_{method}", method, "joint", RETRIEVAL_MODALITIES, "all", joint_terms
+    )
+    return (*per_task, *extra, joint)
+
+
+def build(spec: NetworkSpec, input_dims: dict[str, int], settings: TrainSettings):
+    """One linear encoder per modality of the network."""
+    from crossmod.methods.encoders import Embedder
+
+    return Embedder(input_dims, dim=settings.dim, normalize=settings.normalize)
+
+
+def triplet_loss(
+    model,
+    spec: NetworkSpec,
+    embeddings: dict[str, torch.Tensor],
+    keys: dict[str, torch.Tensor],
+    settings: TrainSettings,
+) -> torch.Tensor:
+    """The sum of the network's triplet terms (SPEC 4) on one batch."""
+    from crossmod.methods import triplet
+
+    return triplet.triplet_loss(spec.terms, embeddings, keys, settings.margin)
+
+
+def negative_squared_distance(
+    model, spec: NetworkSpec, query: str, answer: str, queries: np.ndarray, candidates: np.ndarray
+) -> np.ndarray:
+    """(n, pool) minus the squared Euclidean distance from each query to its candidates."""
+    return -((candidates - queries[:, None, :]) ** 2).sum(axis=-1)

@@ -1,0 +1,144 @@
+"""MLflow: where runs go, one experiment per dataset, and logging that survives contention.
+
+The tracking URI is ``$MLFLOW_TRACKING_URI`` if set, else the config's
+``mlflow.tracking_uri`` if set, else ``sqlite:///<absolute path>/results/mlflow.db``.
+It is resolved once, where Snakemake runs, and handed to the experiments job, which
+writes it into ``experiments.json`` beside the experiment ids: every later job (local,
+conda or on a cluster node) reads it from there, so all runs land in the store that
+holds their experiment. Experiments are created by that one up-front job (creating
+them by name from many jobs at once races). Each run is logged in a few batched
+calls, retried when SQLite answers "database is locked" or a server does not answer,
+so parallel jobs do not fail on contention.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+log = logging.getLogger("crossmod.tracking.store")
+T = TypeVar("T")
+
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
+
+def default_tracking_uri(results_dir: str | Path = "results") -> str:
+    return "sqlite:///" + str((Path(results_dir) / "mlflow.db").resolve())
+
+
+def resolve_tracking_uri(configured: str | None = None, results_dir: str | Path = "results") -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured or default_tracking_uri(results_dir)
+
+
+def is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def retry(call: Callable[[], T], what: str, attempts: int = 12) -> T:
+    """Run ``call``; on a locked database or a refused connection, wait and try again."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as err:  # MLflow wraps SQLAlchemy and HTTP errors alike
+            text = str(err).lower()
+            transient = any(
+                s in text for s in ("database is locked", "busy", "connection", "timed out")
+            )
+            if not transient or attempt == attempts:
+                raise
+            log.warning("%s: %s (attempt %d/%d); retrying", what, err, attempt, attempts)
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable")
+
+
+def code_commit() -> str:
+    """The git commit of the code that runs (tagged on every run), or 'unknown'."""
+    return git_commit(Path(__file__).resolve().parents[3])
+
+
+def git_commit(repo: str | Path) -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def ensure_experiments(names: list[str], uri: str, artifact_root: Path | None) -> dict[str, str]:
+    """Experiment id per name, creating missing ones (artifacts under ``artifact_root``)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    ids = {}
+    for name in names:
+        existing = retry(lambda name=name: client.get_experiment_by_name(name), "get experiment")
+        if existing is not None:
+            ids[name] = existing.experiment_id
+            continue
+        location = None
+        if artifact_root is not None and is_local_store(uri):
+            location = (artifact_root / name).resolve().as_uri()
+        ids[name] = retry(
+            lambda name=name, location=location: client.create_experiment(
+                name, artifact_location=location
+            ),
+            "create experiment",
+        )
+    return ids
+
+
+def log_run(
+    uri: str,
+    experiment_id: str,
+    run_name: str,
+    params: dict[str, object],
+    tags: dict[str, str],
+    series: dict[str, list[tuple[int, float]]],
+    final: dict[str, float],
+    artifacts: list[Path],
+    tables: dict[str, object] | None = None,
+) -> str:
+    """One MLflow run with everything at once; returns its run id."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    run = retry(
+        lambda: client.create_run(experiment_id, tags=tags, run_name=run_name), "create run"
+    )
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    param_list = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+    metric_list = [
+        Metric(key, float(value), now, int(step))
+        for key, points in series.items()
+        for step, value in points
+    ]
+    metric_list += [Metric(key, float(value), now, 0) for key, value in final.items()]
+    for start in range(0, len(param_list), MAX_PARAMS_PER_BATCH):
+        chunk = param_list[start : start + MAX_PARAMS_PER_BATCH]
+        retry(lambda chunk=chunk: client.log_batch(run_id, params=chunk), "log params")
+    for start in range(0, len(metric_list), MAX_METRICS_PER_BATCH):
+        chunk = metric_list[start : start + MAX_METRICS_PER_BATCH]
+        retry(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk), "log metrics")
+    retry(lambda: client.log_batch(run_id, tags=[RunTag("mlflow.runName", run_name)]), "log tags")
+    for path in artifacts:
+        retry(lambda path=path: client.log_artifact(run_id, str(path)), "log artifact")
+    for name, table in (tables or {}).items():
+        retry(
+            lambda name=name, table=table: client.log_table(run_id, data=table, artifact_file=name),
+            "log table",
+        )
+    retry(lambda: client.set_terminated(run_id, "FINISHED"), "finish run")
+    return run_id

@@ -1,0 +1,58 @@
+"""Everything one split's training and evaluation need, as arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crossmod.data.arrays import read_table
+from crossmod.data.pools import pool_matrix
+
+
+@dataclass
+class SplitData:
+    annotation_ids: np.ndarray  # (N,)
+    features: dict[str, np.ndarray]  # modality -> (N, d)
+    keys: dict[str, np.ndarray]  # image / user / user_image -> (N,) integer codes
+    train_rows: np.ndarray
+    position: np.ndarray  # annotation id -> row
+    pools: dict[str, np.ndarray]  # part -> (n, 15) annotation ids
+
+
+def split_data(
+    meta: pd.DataFrame,
+    arrays: dict[str, np.ndarray],
+    splits: pd.DataFrame,
+    pools: pd.DataFrame,
+    split: int,
+) -> SplitData:
+    """Arrays of one split from the feature table, the user splits and the pools."""
+    part_of = splits[splits["split"] == split].set_index("user")["part"]
+    parts = meta["user"].astype(str).map(part_of)
+    if parts.isna().any():
+        missing = sorted(meta.loc[parts.isna(), "user"].astype(str).unique())[:5]
+        raise ValueError(f"split {split} does not place user(s) {missing}")
+    ids = meta["annotation_id"].to_numpy()
+    position = np.full(ids.max() + 1, -1, dtype=np.int64)
+    position[ids] = np.arange(len(ids))
+    keys = {
+        "image": pd.factorize(meta["image_name"])[0],
+        "user": pd.factorize(meta["user"])[0],
+        "user_image": pd.factorize(meta["user"].astype(str) + "\x00" + meta["image_name"])[0],
+    }
+    return SplitData(
+        annotation_ids=ids,
+        features={m: np.array(x, dtype=np.float32) for m, x in arrays.items()},
+        keys={k: v.astype(np.int64) for k, v in keys.items()},
+        train_rows=np.flatnonzero((parts == "train").to_numpy()),
+        position=position,
+        pools={part: pool_matrix(pools, split, part)[1] for part in ("val", "test")},
+    )
+
+
+def load_split(features_path: str, splits_path: str, pools_path: str, split: int) -> SplitData:
+    meta, arrays = read_table(features_path)
+    splits = pd.read_csv(splits_path, dtype={"user": str})
+    return split_data(meta, arrays, splits, pd.read_parquet(pools_path), split)
