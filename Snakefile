@@ -36,9 +36,26 @@ localrules:
     tables,
     plots,
     plot_examples,
+    pvse_ablations,
+    pvse_polysemy,
+    pvse_ablation_tables,
+    pvse_polysemy_plot,
 
 
 rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+# PVSE's ablations on {t,g} (config pvse.ablations): a table per dataset.
+rule pvse_ablations:
+    input:
+        "results/pvse_ablations.csv",
+        "results/ablations",
+
+
+# Does polysemy help as annotators of an image disagree more? (config polysemy)
+rule pvse_polysemy:
+    input:
+        "results/plots/pvse_polysemy.png",

@@ -24,7 +24,7 @@ if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 # $MLFLOW_TRACKING_URI, else the config's mlflow.tracking_uri, else the SQLite file.
 TRACKING_URI = resolve_tracking_uri(config["mlflow"]["tracking_uri"] or None)
 
-DATASETS = config["datasets"]
+DATASETS = dict(config["datasets"])
 RUN = config["run"]
 _unknown = [name for name in RUN if name not in DATASETS]
 if _unknown:
@@ -32,6 +32,19 @@ if _unknown:
         f"config 'run' names dataset(s) {', '.join(_unknown)} that 'datasets' does not define "
         f"(defined: {', '.join(DATASETS)})"
     )
+
+# PVSE's polysemy sweep (`snakemake pvse_polysemy`): copies of one synthetic dataset that
+# differ only in how much annotators of an image disagree about what they look at.
+POLYSEMY = config["polysemy"]
+POLYSEMY_DATASETS = {}
+if DATASETS.get(POLYSEMY["base"], {}).get("source") == "synthetic":
+    for _value in POLYSEMY["values"]:
+        _name = f"{POLYSEMY['base']}-disagree{_value:g}"
+        _generator = dict(
+            DATASETS[POLYSEMY["base"]]["generator"], view_disagreement=_value
+        )
+        POLYSEMY_DATASETS[_name] = _value
+        DATASETS.setdefault(_name, {"source": "synthetic", "generator": _generator})
 
 METHODS = registry()
 NETWORKS = METHODS.networks()
@@ -46,6 +59,8 @@ if _unknown:
         f"known: {', '.join(sorted(NETWORKS))}"
     )
 SPLITS = list(range(config["splits"]))
+# PVSE's ablations (`snakemake pvse_ablations`), by name.
+ABLATIONS = {a["name"]: a for a in config["pvse"]["ablations"]}
 # training.device: cuda makes every training job ask for one GPU (Snakemake's `gpu`
 # resource; the SLURM executor turns it into --gpus).
 TRAIN_GPUS = 1 if TRAINING["device"] == "cuda" else 0
@@ -55,14 +70,41 @@ wildcard_constraints:
     dataset="|".join(re.escape(name) for name in DATASETS),
     network="|".join(sorted(NETWORKS)),
     split=r"\d+",
+    variant="|".join(re.escape(name) for name in ABLATIONS) or "(?!)",
 
 
-def section_json(section, keys=None):
+def section_json(section, keys=None, **overrides):
     """A config section as the one JSON argument its job reads (crossmod.settings)."""
     values = config.get(section, {})
     if keys is not None:
         values = {k: v for k, v in values.items() if k in keys}
-    return settings_json(section, values, drop=("networks", "threads"))
+    values = dict(values, **overrides)
+    return settings_json(section, values, drop=("networks", "threads", "ablations"))
+
+
+def method_of(network):
+    return METHODS.method(NETWORKS[network].method)
+
+
+def method_settings(wildcards):
+    """The network's method's own config section (e.g. pvse), or {} if it has none."""
+    method = method_of(wildcards.network)
+    return section_json(method.settings.SECTION) if method.settings else "{}"
+
+
+def method_extras(wildcards):
+    """Feature caches beyond the feature table that the network's method needs."""
+    needs = method_of(getattr(wildcards, "network", "pvse_tg")).needs
+    return {name: f"results/{wildcards.dataset}/features/{name}.npz" for name in needs}
+
+
+def extras_arguments(wildcards, input):
+    return " ".join(f"{name}={input[name]}" for name in method_extras(wildcards))
+
+
+def ablation_settings(wildcards):
+    changes = {k: v for k, v in ABLATIONS[wildcards.variant].items() if k != "name"}
+    return section_json("pvse", **changes)
 
 
 def dataset_root(wildcards):
@@ -162,6 +204,29 @@ def style_map_arguments(wildcards, input):
     return " ".join(
         f"{n}:{m}={p}" for (n, m), p in zip(STYLE_MAP, input.style, strict=True)
     )
+
+
+def ablation_metrics(wildcards):
+    return expand(
+        "results/{dataset}/split{split}/ablations/{variant}/metrics.json",
+        dataset=RUN,
+        split=SPLITS,
+        variant=ABLATIONS,
+    )
+
+
+def polysemy_points():
+    """(knob value, label, metrics.json) of every network the sweep trains."""
+    points = []
+    for name, value in POLYSEMY_DATASETS.items():
+        for split in SPLITS:
+            folder = f"results/{name}/split{split}"
+            points += [
+                (value, "PVSE K=2", f"{folder}/pvse_tg/metrics.json"),
+                (value, "PVSE K=1", f"{folder}/ablations/K1/metrics.json"),
+                (value, "BASE", f"{folder}/base_tg/metrics.json"),
+            ]
+    return points
 
 
 def all_outputs():

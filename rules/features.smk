@@ -54,3 +54,28 @@ rule annotation_features:
         "python -m crossmod.features.annotations --annotations {input.annotations}"
         " --maps {input.maps} --index {input.index} --out {output.features}"
         " --coverage {output.coverage} --settings {params.settings:q} 2> {log}"
+
+
+rule local_features:
+    input:
+        annotations="results/{dataset}/data/annotations.parquet",
+        maps="results/{dataset}/features/image_maps.npy",
+        index="results/{dataset}/features/images.parquet",
+        glove=glove_input,
+    output:
+        "results/{dataset}/features/locals.npz",
+    log:
+        "results/logs/{dataset}/local_features.log",
+    benchmark:
+        "results/benchmarks/{dataset}/local_features.tsv"
+    conda:
+        CONDA_ENV
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    params:
+        settings=section_json("features", ("local_dim", "glove_path")),
+    shell:
+        "python -m crossmod.features.locals --annotations {input.annotations}"
+        " --maps {input.maps} --index {input.index} --settings {params.settings:q}"
+        " --out {output} 2> {log}"

@@ -105,3 +105,48 @@ rule plot_examples:
     shell:
         "python -m crossmod.reporting.examples --annotations {input} --out {output}"
         " --title {wildcards.dataset} --rows {params.rows} --seed {params.seed} 2> {log}"
+
+
+rule pvse_ablation_tables:
+    input:
+        ablation_metrics,
+    output:
+        tidy="results/pvse_ablations.csv",
+        tables=report(
+            directory("results/ablations"),
+            patterns=["{dataset}/pvse_ablations.html"],
+            caption="../workflow/report/pvse_ablations.rst",
+            category="PVSE",
+            subcategory="ablations",
+        ),
+    log:
+        "results/logs/pvse_ablation_tables.log",
+    conda:
+        CONDA_ENV
+    params:
+        order=list(ABLATIONS),
+    shell:
+        "python -m crossmod.reporting.ablations --metrics {input} --order {params.order}"
+        " --tidy {output.tidy} --out {output.tables} 2> {log}"
+
+
+rule pvse_polysemy_plot:
+    input:
+        [path for _, _, path in polysemy_points()],
+    output:
+        tidy="results/pvse_polysemy.csv",
+        plot=report(
+            "results/plots/pvse_polysemy.png",
+            caption="../workflow/report/pvse_polysemy.rst",
+            category="PVSE",
+            subcategory="polysemy",
+        ),
+    log:
+        "results/logs/pvse_polysemy_plot.log",
+    conda:
+        CONDA_ENV
+    params:
+        points=" ".join(f"--point {v:g} {l!r} {p}" for v, l, p in polysemy_points()),
+    shell:
+        "python -m crossmod.reporting.polysemy {params.points} --tidy {output.tidy}"
+        " --plot {output.plot} 2> {log}"

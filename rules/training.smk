@@ -4,6 +4,7 @@
 
 rule train:
     input:
+        unpack(method_extras),
         features="results/{dataset}/features/annotations.parquet",
         splits="results/{dataset}/splits/users.csv",
         pools="results/{dataset}/splits/pools.parquet",
@@ -24,10 +25,50 @@ rule train:
         gpu=TRAIN_GPUS,
     params:
         settings=section_json("training"),
+        method_settings=method_settings,
+        extras=extras_arguments,
     shell:
         "python -m crossmod.training.train --features {input.features}"
         " --splits {input.splits} --pools {input.pools} --dataset {wildcards.dataset}"
         " --split {wildcards.split} --network {wildcards.network}"
-        " --settings {params.settings:q} --threads {threads}"
+        " --settings {params.settings:q} --method-settings {params.method_settings:q}"
+        " --extra {params.extras} --threads {threads}"
+        " --checkpoint {output.checkpoint} --embeddings {output.embeddings}"
+        " --metrics {output.metrics} 2> {log}"
+
+
+# PVSE's ablations: its {t,g} network with some of its settings changed (config
+# pvse.ablations), on every split; `snakemake pvse_ablations` builds them and their table.
+rule train_ablation:
+    input:
+        unpack(method_extras),
+        features="results/{dataset}/features/annotations.parquet",
+        splits="results/{dataset}/splits/users.csv",
+        pools="results/{dataset}/splits/pools.parquet",
+    output:
+        checkpoint="results/{dataset}/split{split}/ablations/{variant}/model.pt",
+        embeddings="results/{dataset}/split{split}/ablations/{variant}/embeddings.parquet",
+        metrics="results/{dataset}/split{split}/ablations/{variant}/metrics.json",
+    log:
+        "results/logs/{dataset}/split{split}/ablations/{variant}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/split{split}/ablations/{variant}.tsv"
+    conda:
+        CONDA_ENV
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=60,
+        gpu=TRAIN_GPUS,
+    params:
+        settings=section_json("training"),
+        method_settings=ablation_settings,
+        extras=extras_arguments,
+    shell:
+        "python -m crossmod.training.train --features {input.features}"
+        " --splits {input.splits} --pools {input.pools} --dataset {wildcards.dataset}"
+        " --split {wildcards.split} --network pvse_tg --variant {wildcards.variant}"
+        " --settings {params.settings:q} --method-settings {params.method_settings:q}"
+        " --extra {params.extras} --threads {threads}"
         " --checkpoint {output.checkpoint} --embeddings {output.embeddings}"
         " --metrics {output.metrics} 2> {log}"

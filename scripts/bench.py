@@ -138,8 +138,9 @@ def default_run_training() -> dict | None:
     """Wall and CPU seconds of every training job of the last default run."""
     import pandas as pd
 
+    networks = registry().networks()
     files = sorted(
-        f for f in Path("results/benchmarks").glob("*/split*/*.tsv") if f.stem in registry().networks()
+        f for f in Path("results/benchmarks").glob("*/split*/*.tsv") if f.stem in networks
     )
     if not files:
         return None

@@ -49,7 +49,8 @@ def test_cuda_without_a_device_stops_with_a_clear_message(tmp_path):
         resolve_device("cuda")
     settings = '{"device": "cuda"}'
     args = ["--features", "f", "--splits", "s", "--pools", "p", "--dataset", "d", "--split", "0"]
-    args += ["--network", "base_tg", "--settings", settings, "--threads", "1"]
+    args += ["--network", "base_tg", "--settings", settings, "--method-settings", "{}"]
+    args += ["--threads", "1"]
     args += ["--checkpoint", str(tmp_path / "m.pt"), "--embeddings", "e", "--metrics", "j"]
     with pytest.raises(SystemExit, match=r"error: training.device is .cuda."):
         train_main(args)
@@ -69,6 +70,6 @@ def test_cuda_training_matches_cpu(network):
     on_gpu = train_network(spec, data, settings, split=0, device="cuda")
     on_gpu.model.cpu()
     assert on_gpu.best_step == on_cpu.best_step
-    cpu, gpu = embed_all(on_cpu.model, data), embed_all(on_gpu.model, data)
+    cpu, gpu = embed_all(on_cpu.model, spec, data), embed_all(on_gpu.model, spec, data)
     for modality in cpu:
         np.testing.assert_allclose(gpu[modality], cpu[modality], atol=1e-4)

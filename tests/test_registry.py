@@ -52,11 +52,14 @@ TOY = Method(
 
 def test_registered_methods_and_their_networks():
     methods = registry()
-    assert [m.name for m in methods.ordered()] == ["veit", "base", "content", "style", "ours"]
-    assert len(methods.networks()) == 17
-    assert methods.columns("per-task") == ("veit", "base", "content", "style", "ours")
-    assert methods.columns("joint") == ("veit", "base", "style", "ours")
-    assert len(set(methods.colours().values())) == 5
+    names = ["veit", "base", "content", "style", "ours", "pvse"]
+    assert [m.name for m in methods.ordered()] == names
+    assert len(methods.networks()) == 17 + 4  # the paper's, and PVSE's
+    assert methods.columns("per-task") == tuple(names)
+    assert methods.columns("joint") == ("veit", "base", "style", "ours", "pvse")
+    paper = ("veit", "base", "content", "style", "ours")
+    assert methods.columns("per-task", paper_summary=True) == paper
+    assert len(set(methods.colours().values())) == len(names)
     with pytest.raises(KeyError, match="unknown network 'nope'"):
         methods.network("nope")
 
@@ -94,8 +97,8 @@ def test_a_toy_method_reaches_networks_training_evaluation_and_tables():
         spec = methods.network("toy_tg")
         settings = TrainSettings.from_config(steps=80, eval_every=20, patience=0, batch_size=64)
         result = train_network(spec, data, settings, split=0)
-        assert [step for step, _ in result.loss_series] == [20, 40, 60, 80]
-        assert result.loss_series[-1][1] < result.loss_series[0][1]
+        assert [step for step, _ in result.loss_series["total"]] == [20, 40, 60, 80]
+        assert result.loss_series["total"][-1][1] < result.loss_series["total"][0][1]
         # Evaluation: ranked on the saved pools through the toy's own similarity.
         test = evaluate(result.model, spec, data, "test")
         assert set(test) == {"t2g", "g2t"}

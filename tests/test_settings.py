@@ -12,11 +12,19 @@ from conftest import REPO
 from crossmod.data.synthetic.settings import GeneratorSettings
 from crossmod.evaluation.combine import CombineSettings
 from crossmod.evaluation.identity import IdentitySettings
-from crossmod.features.settings import ANNOTATION_KEYS, IMAGE_KEYS, FeatureSettings
+from crossmod.features.settings import ANNOTATION_KEYS, IMAGE_KEYS, LOCAL_KEYS, FeatureSettings
+from crossmod.methods.pvse import PVSESettings
 from crossmod.settings import SettingsError, defaults, section_schema, settings_json
 from crossmod.training.loop import TrainSettings
 
-SETTINGS = (TrainSettings, FeatureSettings, CombineSettings, IdentitySettings, GeneratorSettings)
+SETTINGS = (
+    TrainSettings,
+    FeatureSettings,
+    CombineSettings,
+    IdentitySettings,
+    GeneratorSettings,
+    PVSESettings,
+)
 RULES = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
 
 
@@ -68,7 +76,7 @@ def test_bad_values_name_the_key():
 def test_jobs_get_exactly_their_keys():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     assert '"networks"' not in settings_json("training", {}, drop=("networks", "threads"))
-    assert set(IMAGE_KEYS) | set(ANNOTATION_KEYS) | {"threads"} == set(
+    assert set(IMAGE_KEYS) | set(ANNOTATION_KEYS) | set(LOCAL_KEYS) | {"threads"} == set(
         section_schema("features")["properties"]
     )
     generator = config["datasets"]["synthetic-coco"]["generator"]

@@ -15,6 +15,7 @@ import yaml
 
 from conftest import REPO, good_row, make_release
 from crossmod.data.arrays import read_table
+from crossmod.methods.registry import registry
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -120,8 +121,6 @@ def test_tiny_run_synthetic_and_lenient_release(tmp_path):
 def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
     """Every network of 2 splits, OURS, identity, tables and plots, with 4 parallel jobs."""
     from mlflow.tracking import MlflowClient
-
-    from crossmod.methods.registry import registry
 
     NETWORKS = registry().networks()
     config = REPO / ".test/config.yaml"
@@ -288,7 +287,7 @@ def test_cuda_device_asks_every_training_job_for_a_gpu(tmp_path):
     )
     blocks = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=\n\n)", cuda.stdout, re.M | re.S)
     train = [body for rule, body in blocks if rule == "train"]
-    assert len(train) == 2 * 17  # 2 splits x every network
+    assert len(train) == 2 * len(registry().networks())  # 2 splits x every network
     assert all(re.search(r"resources: .*\bgpu=1\b", body) for body in train)
     assert '"device": "cuda"' in cuda.stdout
     cpu = run_snakemake(tmp_path, "--configfile", str(config), "-n")

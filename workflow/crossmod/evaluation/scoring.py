@@ -17,13 +17,15 @@ from crossmod.methods.registry import NetworkSpec, registry
 from crossmod.training.data import SplitData
 
 
-def embed_all(model: torch.nn.Module, data: SplitData) -> dict[str, np.ndarray]:
-    """Every annotation's embedding in each of the model's modalities."""
+def embed_all(model: torch.nn.Module, spec: NetworkSpec, data: SplitData) -> dict[str, np.ndarray]:
+    """Every annotation's embedding (n, width) in each of the network's modalities."""
+    from crossmod.training.loop import model_inputs
+
     device = next(model.parameters()).device
     with torch.no_grad():
         return {
-            m: model.embed(m, torch.from_numpy(data.features[m]).to(device)).cpu().numpy()
-            for m in model.modalities
+            m: model.embed(m, torch.from_numpy(x).to(device)).cpu().numpy()
+            for m, x in model_inputs(spec, data).items()
         }
 
 
@@ -45,7 +47,7 @@ def evaluate(
     model: torch.nn.Module, spec: NetworkSpec, data: SplitData, part: str
 ) -> dict[str, dict[str, float]]:
     """Top-1, top-3, mean rank and query count per task on one part's pools."""
-    embeddings = embed_all(model, data)
+    embeddings = embed_all(model, spec, data)
     pools = data.pools[part]
     return {
         task: metrics(ranks(task_similarities(model, spec, embeddings, task, data.position, pools)))

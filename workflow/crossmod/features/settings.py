@@ -1,8 +1,9 @@
 """The ``features`` section of the config (defaults and meanings: the config schema).
 
-Two jobs read it: ``crossmod.features.images`` (the CNN: backbone, weights, batch size)
-and ``crossmod.features.annotations`` (masking, text). Each receives only the keys it
-uses, so changing the gaze pooling redoes the masking and not the CNN pass.
+Three jobs read it: ``crossmod.features.images`` (the CNN: backbone, weights, batch
+size), ``crossmod.features.annotations`` (masking, text) and ``crossmod.features.locals``
+(PVSE's local features). Each receives only the keys it uses, so changing the gaze
+pooling redoes the masking and not the CNN pass.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from crossmod.settings import Settings
 
 IMAGE_KEYS = ("backbone", "backbone_weights", "batch_size")
 ANNOTATION_KEYS = ("gaze_pooling", "reveal_threshold", "text_encoder", "glove_path")
+LOCAL_KEYS = ("local_dim", "glove_path")  # crossmod.features.locals (PVSE's cache)
 
 
 @dataclass(frozen=True)
@@ -27,3 +29,4 @@ class FeatureSettings(Settings):
     reveal_threshold: float
     text_encoder: str
     glove_path: str
+    local_dim: int

@@ -42,11 +42,14 @@ def pair_networks(
     return (*per_task, *extra, joint)
 
 
-def build(spec: NetworkSpec, input_dims: dict[str, int], settings: TrainSettings):
-    """One linear encoder per modality of the network."""
+def build(spec: NetworkSpec, data, settings: TrainSettings, method_settings=None, **options):
+    """One linear encoder per modality, inputs standardised on the split's training rows."""
     from crossmod.methods.encoders import Embedder
 
-    return Embedder(input_dims, dim=settings.dim, normalize=settings.normalize)
+    dims = {m: data.features[m].shape[1] for m in spec.modalities}
+    model = Embedder(dims, dim=settings.dim, normalize=settings.normalize, **options)
+    model.set_standardization({m: data.features[m][data.train_rows] for m in spec.modalities})
+    return model
 
 
 def triplet_loss(

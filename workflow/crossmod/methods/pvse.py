@@ -36,16 +36,18 @@ github.com/yalesong/pvse, settles the rest):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from itertools import combinations
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crossmod.methods.registry import PAIRS, RETRIEVAL_MODALITIES, Method, NetworkSpec
+from crossmod.settings import Settings
+
 if TYPE_CHECKING:
     import torch
 
-MARGIN = 0.1  # SPEC 9
-DIVERSITY_WEIGHT = 0.1
-MMD_WEIGHT = 0.01
 MMD_GAMMA = 0.5
 NUM_EMBEDDINGS = 2  # K
 N_ITEMS = 10  # BFI-10 items (SPEC 1)
@@ -148,17 +150,21 @@ def diversity_loss(residuals: torch.Tensor) -> torch.Tensor:
 def _kernel_mean(a: torch.Tensor, b: torch.Tensor, gamma: float) -> torch.Tensor:
     """Mean of ``exp(-gamma ||a_i - b_j||)`` over all (i, j), the distance not squared.
 
-    The differences are formed explicitly (memory N x M x D) rather than through
-    ``|a|^2 + |b|^2 - 2 a.b``: that expansion turns the exact zeros of identical vectors
-    (every i = i' pair of ``k(x, x')``) into rounding noise of about 1e-7, whose square
-    root is 3e-4 and whose gradient points in an arbitrary direction. Exact zeros are
-    then handled by :func:`_safe_sqrt`.
+    Distances come from ``|a|^2 + |b|^2 - 2 a.b`` (one matrix product: forming the
+    N x M x D differences cost 90% of a PVSE training step). That expansion turns the
+    exact zeros of identical vectors into rounding noise of about 1e-7 whose square root
+    (3e-4) has an arbitrary gradient; the zeros that matter, the i = i' pairs of
+    ``k(x, x')``, are therefore set to exactly 0 when ``a`` is ``b``, and
+    :func:`_safe_sqrt` gives them the subgradient 0.
     """
     import torch
 
-    difference = a[:, None, :] - b[None, :, :]
-    distance = _safe_sqrt(difference.pow(2).sum(dim=-1))
-    return torch.exp(-gamma * distance).mean()
+    squared = (a * a).sum(dim=1)[:, None] + (b * b).sum(dim=1)[None, :] - 2 * a @ b.T
+    squared = squared.clamp_min(0)
+    if a is b:
+        same = torch.eye(len(a), dtype=torch.bool, device=a.device)
+        squared = squared.masked_fill(same, 0.0)
+    return torch.exp(-gamma * _safe_sqrt(squared)).mean()
 
 
 def mmd_loss(x: torch.Tensor, y: torch.Tensor, gamma: float = MMD_GAMMA) -> torch.Tensor:
@@ -232,3 +238,116 @@ def max_pair_similarity(queries: np.ndarray, candidates: np.ndarray, k: int) -> 
     n, p, d = q.shape[0], c.shape[1], q.shape[1] // k
     pairs = np.einsum("nkd,npld->npkl", q.reshape(n, k, d), c.reshape(n, p, k, d))
     return pairs.reshape(n, p, k * k).max(axis=2)
+
+
+# --------------------------------------------------------------------- the method
+
+
+@dataclass(frozen=True)
+class PVSESettings(Settings):
+    """The ``pvse`` section (defaults and meanings: the config schema)."""
+
+    SECTION = "pvse"
+    WORKFLOW_KEYS = ("ablations",)
+
+    k: int
+    steps: int
+    margin: float
+    max_violation: bool
+    diversity_weight: float
+    mmd_weight: float
+    learning_rate: float
+    grad_clip: float
+    dropout: float
+    global_only: bool
+
+
+def inputs(spec: NetworkSpec, data) -> dict[str, np.ndarray]:
+    """Per-annotation inputs of each modality, from the local-feature cache (one row each)."""
+    cache = data.extras["locals"]
+    if not np.array_equal(cache["annotation_id"], data.annotation_ids):
+        raise ValueError("the local-feature cache lists other annotations than the features")
+    grids = cache["grids"].reshape(len(cache["grids"]), -1)
+    chosen = {
+        "gaze": np.hstack([cache["map_row"][:, None].astype(np.float32), grids]),
+        "text": cache["tokens"].astype(np.int64),
+        "personality": data.features["personality"],
+    }
+    return {m: chosen[m] for m in spec.modalities}
+
+
+def build(spec: NetworkSpec, data, settings, method_settings: PVSESettings):
+    """PIE-Net encoders for the network's modalities; gradients clipped as the reference."""
+    import torch
+
+    from crossmod.methods.pie_net import PVSENetwork
+
+    cache = data.extras["locals"]
+    model = PVSENetwork(
+        spec.modalities,
+        settings.dim,
+        method_settings.k,
+        method_settings.dropout,
+        method_settings.global_only,
+        torch.from_numpy(np.ascontiguousarray(cache["cells"])),
+        torch.from_numpy(np.ascontiguousarray(cache["vocabulary"])),
+    )
+    model.method_settings = method_settings
+    model.grad_clip = method_settings.grad_clip
+    return model
+
+
+def loss(model, spec: NetworkSpec, outputs, keys, settings) -> dict:
+    """The PVSE objective summed over the network's modality pairs, with its parts."""
+    chosen: PVSESettings = model.method_settings
+    total: dict = {}
+    for x, y in combinations(spec.retrieval_modalities, 2):
+        (ex, rx), (ey, ry) = outputs[x], outputs[y]
+        parts = pvse_loss(
+            ex,
+            ey,
+            rx,
+            ry,
+            chosen.margin,
+            chosen.diversity_weight,
+            chosen.mmd_weight,
+            chosen.max_violation,
+        )
+        total = {k: total.get(k, 0) + v for k, v in parts.items()}
+    return total
+
+
+def similarity(model, spec, query, answer, queries, candidates) -> np.ndarray:
+    """max over the K x K embedding pairs of the dot product (SPEC 9)."""
+    return max_pair_similarity(queries, candidates, model.k)
+
+
+def optimizer(model, settings):
+    """Adam with AMSGrad, the reference's learning rate."""
+    import torch
+
+    rate = model.method_settings.learning_rate
+    return torch.optim.Adam(model.parameters(), lr=rate, amsgrad=True)
+
+
+METHOD = Method(
+    name="pvse",
+    label="PVSE",
+    order=5,
+    colour="#8c564b",
+    networks=(
+        *(
+            NetworkSpec(f"pvse_{pair}", "pvse", "per-task", (x, y), pair)
+            for pair, (x, y) in PAIRS.items()
+        ),
+        NetworkSpec("joint_pvse", "pvse", "joint", RETRIEVAL_MODALITIES, "all"),
+    ),
+    build=build,
+    loss=loss,
+    similarity=similarity,
+    optimizer=optimizer,
+    inputs=inputs,
+    settings=PVSESettings,
+    needs=("locals",),
+    in_paper_summary=False,
+)

@@ -5,14 +5,22 @@ A method is one module in ``crossmod.methods`` that defines ``METHOD``, a
 and colour, the networks it trains (setup, modalities, loss terms), and three
 functions that the shared training and evaluation call:
 
-- ``build(spec, input_dims, settings)`` -> a ``torch.nn.Module`` with ``modalities``,
-  ``embed(modality, x)``, ``forward(features) -> {modality: embeddings}`` and
-  ``set_standardization(features)``;
-- ``loss(model, spec, embeddings, keys, settings)`` -> a scalar tensor for one batch;
+- ``build(spec, data, settings, method_settings)`` -> a ``torch.nn.Module`` with
+  ``modalities``, ``embed(modality, x) -> (n, width)`` and ``forward(batch) -> outputs``,
+  fitted to the split's training rows where it needs (``data.train_rows``); it may set
+  ``grad_clip`` (a float) to have the loop clip the gradient norm;
+- ``loss(model, spec, outputs, keys, settings)`` -> a scalar tensor for one batch, or a
+  dict of named parts with ``"total"`` (each part becomes its own training curve);
 - ``similarity(model, spec, query_modality, answer_modality, queries, candidates)`` ->
   an (n, pool) array, higher = closer, from (n, D) query and (n, pool, D) candidate
   embeddings (a method with several embeddings per sample or a bilinear score ranks
   correctly through this one function).
+
+Optional: ``inputs(spec, data)`` -> the per-annotation arrays the model reads (default:
+the feature table's vectors), ``optimizer(model, settings)`` (default: Adagrad),
+``settings`` (a :class:`~crossmod.settings.Settings` class: the method's own config
+section, handed to ``build``) and ``needs`` (feature caches beyond the feature table,
+by name, e.g. ``locals``; the train rule adds them as inputs).
 
 Registering it is one line: its module name in :data:`METHOD_MODULES`. The network
 list, the train entry point, OURS's parts, the tables, the plots and the Snakemake
@@ -48,6 +56,7 @@ METHOD_MODULES: tuple[str, ...] = (
     "crossmod.methods.content",
     "crossmod.methods.style",
     "crossmod.methods.ours",
+    "crossmod.methods.pvse",
 )
 """Every registered method, one module each (registering a method is adding it here)."""
 
@@ -102,6 +111,12 @@ class Method:
     # Methods trained with something other than Adagrad give a factory here:
     # optimizer(model, settings) -> torch.optim.Optimizer.
     optimizer: Callable | None = None
+    # inputs(spec, data) -> {modality: (N, ...) array}; default: the feature vectors.
+    inputs: Callable | None = None
+    # The method's own config section (a crossmod.settings.Settings class), if any.
+    settings: type | None = None
+    # Feature caches beyond the feature table, by name (results/{dataset}/features/NAME.npz).
+    needs: tuple[str, ...] = ()
     # A combination of other methods' embeddings (OURS) trains nothing itself.
     combines: tuple[str, ...] = ()
     combination_setups: tuple[str, ...] = ()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from itertools import combinations
 from typing import TYPE_CHECKING
 
+from crossmod.methods import linear
 from crossmod.methods.registry import PAIRS, RETRIEVAL_MODALITIES, Method, NetworkSpec
 
 if TYPE_CHECKING:
@@ -23,10 +24,9 @@ if TYPE_CHECKING:
     from crossmod.training.loop import TrainSettings
 
 
-def build(spec: NetworkSpec, input_dims: dict[str, int], settings: TrainSettings):
-    from crossmod.methods.encoders import Embedder
-
-    return Embedder(input_dims, dim=settings.dim, normalize=settings.normalize, bilinear=True)
+def build(spec: NetworkSpec, data, settings: TrainSettings, method_settings=None):
+    """The linear encoders plus the interaction matrix W."""
+    return linear.build(spec, data, settings, bilinear=True)
 
 
 def bilinear_scores(x: torch.Tensor, y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ class SplitData:
     train_rows: np.ndarray
     position: np.ndarray  # annotation id -> row
     pools: dict[str, np.ndarray]  # part -> (n, 15) annotation ids
+    extras: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # feature caches
 
 
 def split_data(
@@ -52,7 +54,18 @@ def split_data(
     )
 
 
-def load_split(features_path: str, splits_path: str, pools_path: str, split: int) -> SplitData:
+def load_split(
+    features_path: str,
+    splits_path: str,
+    pools_path: str,
+    split: int,
+    extras: dict[str, str] | None = None,
+) -> SplitData:
+    """A split's arrays; ``extras`` names further feature caches (.npz) a method needs."""
     meta, arrays = read_table(features_path)
     splits = pd.read_csv(splits_path, dtype={"user": str})
-    return split_data(meta, arrays, splits, pd.read_parquet(pools_path), split)
+    data = split_data(meta, arrays, splits, pd.read_parquet(pools_path), split)
+    for name, path in (extras or {}).items():
+        with np.load(Path(path)) as cache:
+            data.extras[name] = {key: cache[key] for key in cache.files}
+    return data

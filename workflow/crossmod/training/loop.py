@@ -5,14 +5,16 @@ the loop draws P x K batches, steps the optimiser (Adagrad with TensorFlow's ini
 accumulator 0.1, as the paper's code; a method may bring its own), evaluates on the
 validation pools every ``eval_every`` steps and keeps the snapshot with the best
 validation top-1 (averaged over the network's tasks; ties by top-3, then mean rank).
-With ``patience`` > 0 it stops after that many evaluations without improvement.
+With ``patience`` > 0 it stops after that many evaluations without improvement. A
+method's own config section may restate a training key (PVSE: ``steps``, its
+``learning_rate``); its value then holds for that method's networks.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -52,7 +54,7 @@ class TrainResult:
     best_step: int
     steps_run: int
     stopped_early: bool
-    loss_series: list[tuple[int, float]]
+    loss_series: dict[str, list[tuple[int, float]]]  # "total" and each named loss part
     val_series: list[tuple[int, dict[str, dict[str, float]]]]
     seconds: float
 
@@ -70,16 +72,39 @@ def adagrad(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Opti
     )
 
 
+def method_schedule(settings: TrainSettings, method_settings: Settings | None) -> TrainSettings:
+    """The training settings with those the method's own section restates (PVSE: steps)."""
+    if method_settings is None:
+        return settings
+    shared = {f.name for f in fields(settings)} & {f.name for f in fields(method_settings)}
+    return replace(settings, **{name: getattr(method_settings, name) for name in shared})
+
+
+def model_inputs(spec: NetworkSpec, data: SplitData) -> dict[str, np.ndarray]:
+    """What the network's model reads per annotation: its method's inputs, or the vectors."""
+    method = registry().method(spec.method)
+    if method.inputs is not None:
+        return method.inputs(spec, data)
+    return {m: data.features[m] for m in spec.modalities}
+
+
 def train_network(
-    spec: NetworkSpec, data: SplitData, settings: TrainSettings, split: int, device: str = "cpu"
+    spec: NetworkSpec,
+    data: SplitData,
+    settings: TrainSettings,
+    split: int,
+    device: str = "cpu",
+    method_settings: Settings | None = None,
 ) -> TrainResult:
     method = registry().method(spec.method)
+    if method.settings is not None and method_settings is None:
+        method_settings = method.settings.from_config()
+    settings = method_schedule(settings, method_settings)
     seed = network_seed(settings, spec, split)
     torch_seed, sampler_seed = seed.spawn(2)
     torch.manual_seed(int(torch_seed.generate_state(1)[0]))
     rows = data.train_rows
-    model = method.build(spec, {m: data.features[m].shape[1] for m in spec.modalities}, settings)
-    model.set_standardization({m: data.features[m][rows] for m in spec.modalities})
+    model = method.build(spec, data, settings, method_settings)
     model.to(device)
     optimizer = (method.optimizer or adagrad)(model, settings)
     sampler = GroupBatchSampler(
@@ -90,30 +115,36 @@ def train_network(
         np.random.default_rng(sampler_seed),
     )
     train_features = {
-        m: torch.from_numpy(np.ascontiguousarray(data.features[m][rows])).to(device)
-        for m in spec.modalities
+        m: torch.from_numpy(np.ascontiguousarray(x[rows])).to(device)
+        for m, x in model_inputs(spec, data).items()
     }
+    clip = getattr(model, "grad_clip", None)
     train_keys = {k: torch.from_numpy(v[rows]).to(device) for k, v in data.keys.items()}
 
     start = time.perf_counter()
     best_key, best_state, best_step = None, None, 0
     since_best, stopped_early, step = 0, False, 0
-    window: list[float] = []
-    loss_series: list[tuple[int, float]] = []
+    window: dict[str, list[float]] = {}
+    loss_series: dict[str, list[tuple[int, float]]] = {}
     val_series: list[tuple[int, dict]] = []
     for step in range(1, settings.steps + 1):
         model.train()
         batch = torch.from_numpy(sampler()).to(device)
         embeddings = model({m: x[batch] for m, x in train_features.items()})
         keys = {k: v[batch] for k, v in train_keys.items()}
-        loss = method.loss(model, spec, embeddings, keys, settings)
+        out = method.loss(model, spec, embeddings, keys, settings)
+        parts = out if isinstance(out, dict) else {"total": out}
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        parts["total"].backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        window.append(float(loss.detach()))
+        for name, value in parts.items():
+            window.setdefault(name, []).append(float(value.detach()))
         if step % settings.eval_every == 0 or step == settings.steps:
-            loss_series.append((step, float(np.mean(window))))
-            window = []
+            for name, values in window.items():
+                loss_series.setdefault(name, []).append((step, float(np.mean(values))))
+            window = {}
             model.eval()
             val = evaluate(model, spec, data, "val")
             val_series.append((step, val))

@@ -30,7 +30,10 @@ METRICS = ("top1", "top3", "rank")
 
 
 def _flat_series(result: TrainResult) -> dict[str, list[tuple[int, float]]]:
-    series: dict[str, list[tuple[int, float]]] = {"train_loss": result.loss_series}
+    series: dict[str, list[tuple[int, float]]] = {"train_loss": result.loss_series["total"]}
+    for part, points in result.loss_series.items():
+        if part != "total":
+            series[f"train_{part}"] = points
     for step, per_task in result.val_series:
         for metric in METRICS:
             series.setdefault(f"val_{metric}", []).append(
@@ -50,6 +53,8 @@ def run_record(
     dataset: str,
     split: int,
     threads: int,
+    method_settings=None,
+    variant: str | None = None,
 ) -> dict:
     """Everything MLflow gets about this run (``crossmod.tracking.track`` logs it)."""
     tags = {
@@ -61,6 +66,10 @@ def run_record(
         "network": spec.name,
     }
     params = {f"train.{k}": v for k, v in asdict(settings).items()}
+    if method_settings is not None:
+        params |= {f"{spec.method}.{k}": v for k, v in asdict(method_settings).items()}
+    if variant:
+        tags = tags | {"variant": variant}
     params |= tags | {"split": split, "threads": threads}
     params |= {
         "modalities": ",".join(spec.modalities),
@@ -82,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", type=int, required=True)
     parser.add_argument("--network", required=True, choices=sorted(registry().networks()))
     parser.add_argument("--settings", required=True, help="the training section (JSON)")
+    parser.add_argument(
+        "--method-settings", required=True, help="the method's own section (JSON; {} if none)"
+    )
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="NAME=PATH: feature caches the method needs"
+    )
+    parser.add_argument("--variant", default=None, help="an ablation's name (PVSE)")
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--embeddings", required=True)
@@ -96,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except DeviceError as err:
         raise SystemExit(f"error: {err}") from None
     spec = registry().network(args.network)
-    data = load_split(args.features, args.splits, args.pools, args.split)
+    method = registry().method(spec.method)
+    method_settings = method.settings.from_json(args.method_settings) if method.settings else None
+    extras = dict(item.split("=", 1) for item in args.extra)
+    data = load_split(args.features, args.splits, args.pools, args.split, extras)
     log.info(
         "%s split %d: %s on %d training annotations, %s; terms: %s",
         args.dataset,
@@ -106,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         device,
         ", ".join(map(str, spec.terms)) or f"{spec.method} loss",
     )
-    result = train_network(spec, data, settings, args.split, device)
+    result = train_network(spec, data, settings, args.split, device, method_settings)
     result.model.cpu()
     val = evaluate(result.model, spec, data, "val")
     test = evaluate(result.model, spec, data, "test")
@@ -128,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "state_dict": result.model.state_dict(),
     }
     torch.save(checkpoint, ensure_parent(args.checkpoint))
-    embeddings = embed_all(result.model, data)
+    embeddings = embed_all(result.model, spec, data)
     write_table(pd.DataFrame({"annotation_id": data.annotation_ids}), embeddings, args.embeddings)
     report = {
         "dataset": args.dataset,
@@ -139,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         "pair": spec.pair,
         "content_subset": spec.content_subset,
         "tasks": list(spec.tasks),
+        "variant": args.variant,
+        "method_settings": asdict(method_settings) if method_settings else {},
         "best_step": result.best_step,
         "steps_run": result.steps_run,
         "stopped_early": result.stopped_early,
@@ -146,7 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         "val": val,
         "test": test,
         "run": run_record(
-            spec, settings, result, val, test, args.dataset, args.split, args.threads
+            spec,
+            settings,
+            result,
+            val,
+            test,
+            args.dataset,
+            args.split,
+            args.threads,
+            method_settings,
+            args.variant,
         ),
     }
     ensure_parent(args.metrics).write_text(json.dumps(report, indent=2) + "\n")

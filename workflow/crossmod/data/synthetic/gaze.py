@@ -1,6 +1,8 @@
 """BubbleView gaze: which objects a user explores, where the clicks land, and the map.
 
-Objects are visited in the order of ``log(salience) + preference + Gumbel noise``;
+Objects are visited in the order of ``log(salience) + v (preference + Gumbel noise)``,
+v the ``view_disagreement`` knob (how much annotators of one image differ in what they
+look at; 1 by default);
 the user's thoroughness sets how many are visited and how many clicks each gets, and
 their spread sets how tightly the clicks sit on the object. The map ``hm`` is the
 union of the revealed discs (radius ``bubble_radius``), lightly blurred, in [0, 1].
@@ -24,8 +26,11 @@ def visit_order(
 ) -> list[int]:
     """Indices into ``scene.objects`` of the objects explored, first look first."""
     categories = np.array([obj.category for obj in scene.objects])
-    score = _LOG_SALIENCE[categories] + user.category_preference[categories]
-    score = score + settings.gaze_noise * rng.gumbel(size=len(categories))
+    # view_disagreement scales everything personal in the choice (preference and noise):
+    # 0 makes every annotator follow the image's salience; 1 is the documented model.
+    spread = settings.view_disagreement
+    score = _LOG_SALIENCE[categories] + spread * user.category_preference[categories]
+    score = score + spread * settings.gaze_noise * rng.gumbel(size=len(categories))
     n_visit = int(np.clip(rng.poisson(user.objects_visited - 1) + 1, 1, len(categories)))
     return [int(i) for i in np.argsort(-score, kind="stable")[:n_visit]]
 

@@ -33,6 +33,7 @@ class GeneratorSettings(Settings):
     idiosyncrasy: float
     answer_noise: float
     gaze_noise: float
+    view_disagreement: float
     word_noise: float
     clicks_per_object: float
     background_clicks: float
