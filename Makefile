@@ -8,7 +8,7 @@ CORES ?= $(shell nproc)
 # Jobs find `python -m crossmod...` in the venv.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test test-slurm test-gpu lint bench clean
+.PHONY: setup run studies test test-slurm test-gpu lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ run: setup
 	@echo "Tidy data: results/metrics.csv  results/weights.csv  results/identity.csv"
 	@echo "Report:    results/report.html"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/results/mlflow.db}"
+
+# PVSE's ablations and the polysemy sweep (not part of the default run), then a report
+# that includes them beside the default run's results.
+studies: setup
+	$(BIN)/snakemake --cores $(CORES) all pvse_ablations pvse_polysemy
+	$(BIN)/snakemake --report results/report.html all pvse_ablations pvse_polysemy
 
 # Lint first (ruff, snakemake --lint, snakefmt): quick, and a red lint is a red test run.
 test: setup lint

@@ -8,6 +8,9 @@ Training: steps per second of the CONTENT {t,g} network (sampler, forward, the s
 loss terms, backward, Adagrad step) against the bare forward and backward passes of
 the same linear layers on batches of the same size without the loss, interleaved.
 
+Methods: network-steps per second of BASE and PVSE networks trained by the shared loop
+on the same split, in one run.
+
 Default run: the wall and CPU time of every training job of the last ``make run``,
 read from Snakemake's benchmark files.
 
@@ -134,6 +137,42 @@ def bench_training(steps: int, repeats: int) -> dict:
     }
 
 
+def bench_methods(steps: int, repeats: int, networks: tuple[str, ...]) -> dict:
+    """Network-steps per second of whole training runs (loop, loss, optimiser), per network.
+
+    On split 0 of the default synthetic-ads features, one thread, evaluation only at the
+    last step; the networks are timed in turn, ``repeats`` times, and the median kept.
+    """
+    from crossmod.methods.registry import registry
+    from crossmod.training.data import load_split
+    from crossmod.training.loop import TrainSettings, train_network
+
+    root = Path("results/synthetic-ads")
+    paths = [
+        root / "features/annotations.parquet",
+        root / "splits/users.csv",
+        root / "splits/pools.parquet",
+    ]
+    extras = {"locals": str(root / "features/locals.npz")}
+    if not all(p.exists() for p in [*paths, Path(extras["locals"])]):
+        raise SystemExit("the method bench needs the default run's features: run `make run` first")
+    data = load_split(*map(str, paths), split=0, extras=extras)
+    settings = TrainSettings.from_config(steps=steps, eval_every=10 * steps, patience=0)
+    rates: dict[str, list[float]] = {name: [] for name in networks}
+    for _ in range(repeats):
+        for name in networks:
+            spec = registry().network(name)
+            method = registry().method(spec.method)
+            chosen = method.settings.from_config(steps=steps) if method.settings else None
+            result = train_network(spec, data, settings, split=0, method_settings=chosen)
+            rates[name].append(result.steps_run / result.seconds)
+    return {
+        "steps": steps,
+        "repeats": repeats,
+        "steps_per_s": {name: float(np.median(r)) for name, r in rates.items()},
+    }
+
+
 def default_run_training() -> dict | None:
     """Wall and CPU seconds of every training job of the last default run."""
     import pandas as pd
@@ -160,6 +199,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--train-steps", type=int, default=300)
+    parser.add_argument("--method-steps", type=int, default=100)
     parser.add_argument("--skip-features", action="store_true")
     parser.add_argument("--out", default="results/bench/bench.json")
     args = parser.parse_args()
@@ -190,6 +230,11 @@ def main() -> int:
         f"  training step        {t['training_steps_per_s']:7.1f} steps/s"
         f"  ({100 * t['training_over_bare']:.0f}% of bare)"
     )
+    networks = ("base_tg", "pvse_tg", "pvse_gp", "joint_pvse")
+    report["methods"] = m = bench_methods(args.method_steps, args.repeats, networks)
+    print(f"network-steps per second, {m['steps']} steps, 1 thread, median of {m['repeats']}:")
+    for name, rate in m["steps_per_s"].items():
+        print(f"  {name:12s} {rate:7.1f} steps/s")
     report["default_run"] = d = default_run_training()
     if d:
         print(

@@ -37,6 +37,25 @@ def tiny() -> GeneratorSettings:
     return tiny_settings()
 
 
+def no_weights_or_identity() -> tuple:
+    """Empty weights.csv and identity.csv frames, for tables built from metrics alone."""
+    import pandas as pd
+
+    from crossmod.reporting.collect import WEIGHT_COLUMNS
+
+    identity = [
+        "dataset",
+        "features",
+        "kernel",
+        "params",
+        "accuracy_mean",
+        "accuracy_std",
+        "n_users",
+        "chance",
+    ]
+    return pd.DataFrame(columns=list(WEIGHT_COLUMNS)), pd.DataFrame(columns=identity)
+
+
 def write_image(path: Path, height: int, width: int, value: int = 128) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((height, width, 3), value, dtype=np.uint8)).save(path)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import no_weights_or_identity
 from crossmod.evaluation.combine import (
     combined_metrics,
     grid_metrics,
@@ -256,3 +257,71 @@ def test_top3_plot_gives_each_method_one_colour_in_both_panels():
     assert set(joint) == {LABEL[m] for m in JOINT}
     assert all(joint[label] == per_task[label] for label in joint)
     assert len(set(per_task.values())) == len(per_task)
+
+
+def test_pvse_ablation_table_by_hand(tmp_path):
+    import json
+
+    from crossmod.reporting.ablations import main as ablations_main
+
+    paths = []
+    for variant, top3 in (("K1", (0.4, 0.6)), ("K2", (0.5, 0.7))):
+        for split, shift in ((0, 0.0), (1, 0.1)):
+            report = {
+                "dataset": "d",
+                "variant": variant,
+                "split": split,
+                "method_settings": {"k": int(variant[1])},
+                "test": {
+                    task: {"top1": 0.1, "top3": top3[i] + shift, "rank": 5.0, "n_queries": 10}
+                    for i, task in enumerate(("t2g", "g2t"))
+                },
+            }
+            path = tmp_path / f"{variant}{split}.json"
+            path.write_text(json.dumps(report))
+            paths.append(str(path))
+    tidy, out = tmp_path / "tidy.csv", tmp_path / "tables"
+    ablations_main(
+        ["--metrics", *paths, "--order", "K1", "K2", "--tidy", str(tidy), "--out", str(out)]
+    )
+    rows = pd.read_csv(tidy)
+    assert len(rows) == 2 * 2 * 2 and set(rows["variant"]) == {"K1", "K2"}
+    table = pd.read_csv(out / "d" / "pvse_ablations.csv").set_index(["row", "column"])
+    assert table.loc[("K2", "t2g top3"), "mean"] == pytest.approx(0.55)
+    assert table.loc[("K2", "t2g top3"), "std"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    assert table.loc[("K2", "g2t top3"), "best"] and not table.loc[("K1", "g2t top3"), "best"]
+    assert "PVSE ablations" in (out / "d" / "pvse_ablations.md").read_text()
+
+
+def test_methods_beyond_the_paper_get_summary_tables_of_their_own():
+    rows = [
+        ("d", setup, method, task, 0, 0.2, 0.4, 6.0, 10, method)
+        for setup, methods in (
+            ("per-task", ("veit", "base", "content", "style", "ours", "pvse")),
+            ("joint", ("veit", "base", "style", "ours", "pvse")),
+        )
+        for method in methods
+        for task in TASKS
+    ]
+    columns = [
+        "dataset",
+        "setup",
+        "method",
+        "task",
+        "split",
+        "top1",
+        "top3",
+        "rank",
+        "n_queries",
+        "network",
+    ]
+    metrics = pd.DataFrame(rows, columns=columns)
+    weights, identity = no_weights_or_identity()
+    tables = {t.name: t for t in build_tables(metrics, weights, identity, "d")}
+    assert "PVSE" in tables["table3_top3"].values.columns
+    assert "PVSE" in tables["table6_joint_top3"].values.columns
+    assert "PVSE" not in tables["table1_summary"].values.columns  # the paper's ranks
+    assert "PVSE" in tables["table1x_summary"].values.columns
+    assert "PVSE" in tables["table5x_joint_summary"].values.columns
+    without = build_tables(metrics[metrics["method"] != "pvse"], weights, identity, "d")
+    assert "table1x_summary" not in {t.name for t in without}

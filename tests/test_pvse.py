@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -300,3 +301,78 @@ def test_personality_encoder_tokens():
 def test_module_imports_without_torch():
     code = "import sys; sys.modules['torch'] = None; import crossmod.methods.pvse"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _locals_split(seed: int = 0):
+    """A split whose captions and gaze both name the image (content), as PVSE's caches.
+
+    Every image has its own word and its own conv cells; an annotation's caption is that
+    word among common filler words, and its gaze reveals a random part of the image. So
+    t2g and g2t can find the image (top-3 holds the three same-image answers), and an
+    untrained or broken PVSE sits at chance (0.2).
+    """
+    from crossmod.data.pools import make_pools
+    from crossmod.data.splits import make_splits
+    from crossmod.training.data import split_data
+
+    rng = np.random.default_rng(seed)
+    n_users, n_images = 24, 40
+    rows = [(u, i) for u in range(n_users) for i in rng.choice(n_images, 8, replace=False)]
+    frame = pd.DataFrame(rows, columns=["user", "image"])
+    frame["user"] = frame["user"].map(lambda u: f"u{u:02d}")
+    frame["image"] = frame["image"].map(lambda i: f"im{i:02d}")
+    frame.insert(0, "annotation_id", np.arange(len(frame)))
+    image_row = frame["image"].str[2:].astype(int).to_numpy()
+    n = len(frame)
+    vocabulary = rng.normal(size=(n_images + 5, 16)).astype(np.float32)
+    tokens = np.full((n, 6), -1, dtype=np.int32)
+    for i in range(n):
+        words = [image_row[i], *(n_images + rng.choice(5, size=rng.integers(1, 5)))]
+        tokens[i, : len(words)] = rng.permutation(words)
+    centre = rng.normal(size=(n_images, 1, 8))  # what every cell of an image shares
+    cells = (centre + 0.3 * rng.normal(size=(n_images, 49, 8))).astype(np.float32)
+    grids = (rng.random((n, 7, 7)) < 0.4).astype(np.float32)
+    extras = {
+        "annotation_id": frame["annotation_id"].to_numpy(),
+        "map_row": image_row,
+        "grids": grids,
+        "cells": cells,
+        "tokens": tokens,
+        "vocabulary": vocabulary,
+    }
+    arrays = {
+        "text": rng.normal(size=(n, 4)),
+        "gaze": rng.normal(size=(n, 4)),
+        "image": rng.normal(size=(n, 4)),
+        "personality": rng.integers(1, 6, size=(n, 10)).astype(float),
+    }
+    splits = make_splits(frame["user"].tolist(), 1, seed=0)
+    pools = make_pools(frame, splits, seed=0)
+    meta = frame.rename(columns={"image": "image_name"})
+    data = split_data(meta, {k: v.astype(np.float32) for k, v in arrays.items()}, splits, pools, 0)
+    data.extras["locals"] = extras
+    return data
+
+
+def test_pvse_trains_through_the_shared_loop_and_finds_the_image():
+    from crossmod.evaluation.scoring import embed_all, evaluate
+    from crossmod.methods.registry import registry
+    from crossmod.training.loop import TrainSettings, train_network
+
+    torch.set_num_threads(1)
+    data = _locals_split()
+    spec = registry().network("pvse_tg")
+    settings = TrainSettings.from_config(eval_every=50, patience=0, batch_size=64, dim=32)
+    untrained = pvse.PVSESettings.from_config(steps=1)
+    trained = pvse.PVSESettings.from_config(steps=300, learning_rate=1e-2)
+    before = evaluate(
+        train_network(spec, data, settings, 0, "cpu", untrained).model, spec, data, "test"
+    )
+    result = train_network(spec, data, settings, 0, "cpu", trained)
+    after = evaluate(result.model, spec, data, "test")
+    # Each loss part is its own curve; K = 2 embeddings per sample, side by side.
+    assert {"total", "mil", "diversity", "mmd"} <= set(result.loss_series)
+    assert embed_all(result.model, spec, data)["text"].shape == (len(data.annotation_ids), 64)
+    for task in ("t2g", "g2t"):
+        assert after[task]["top3"] > 0.5, after  # chance 0.2
+        assert after[task]["top3"] > before[task]["top3"] + 0.2, (before, after)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from conftest import no_weights_or_identity
 from crossmod.evaluation.scoring import evaluate
 from crossmod.methods import linear
 from crossmod.methods.ours import parts_for
@@ -114,21 +115,7 @@ def test_a_toy_method_reaches_networks_training_evaluation_and_tables():
             "test": test,
         }
         metrics = pd.DataFrame(network_rows(report))
-        empty = pd.DataFrame(
-            columns=["dataset", "setup", "task", "split", "b_base", "b_content", "b_style"]
-        )
-        identity = pd.DataFrame(
-            columns=[
-                "dataset",
-                "features",
-                "kernel",
-                "params",
-                "accuracy_mean",
-                "accuracy_std",
-                "n_users",
-                "chance",
-            ]
-        )
+        empty, identity = no_weights_or_identity()
         tables = {t.name: t for t in build_tables(metrics, empty, identity, "d")}
         top3 = tables["table3_top3"]
         assert "TOY" in top3.values.columns

@@ -318,3 +318,38 @@ def test_jobs_without_their_python_stop_at_once_with_one_line(tmp_path):
     assert re.search(r"crossmod: (the jobs' python .* cannot import|no `python` on PATH)", output)
     assert "source .venv/bin/activate" in output
     assert not (tmp_path / "results").exists()  # no job started
+
+
+@pytest.mark.slow
+def test_pvse_studies_build_their_table_and_figure(tmp_path):
+    """`pvse_ablations` and `pvse_polysemy` on the tiny config, two settings each."""
+    config = write_config(
+        tmp_path / "studies.yaml",
+        TINY["datasets"],
+        run=["tiny-coco"],
+        lenient=False,
+        pvse={"ablations": [{"name": "K1", "k": 1}, {"name": "no_mmd", "mmd_weight": 0.0}]},
+        polysemy={"base": "tiny-coco", "values": [0.0, 1.0]},
+    )
+    run_snakemake(
+        tmp_path, "--configfile", str(config), "--cores", "2", "pvse_ablations", "pvse_polysemy"
+    )
+    results = tmp_path / "results"
+    ablations = pd.read_csv(results / "pvse_ablations.csv")
+    assert set(ablations["variant"]) == {"K1", "no_mmd"} and set(ablations["task"]) == {
+        "t2g",
+        "g2t",
+    }
+    assert len(ablations) == 2 * 2 * 2  # variants x tasks x splits
+    k1 = ablations[ablations["variant"] == "K1"]["settings"].map(json.loads)
+    assert (k1.map(lambda s: s["k"]) == 1).all()
+    table = (results / "ablations/tiny-coco/pvse_ablations.md").read_text()
+    assert "| K1 |" in table and "| no_mmd |" in table
+    sweep = pd.read_csv(results / "pvse_polysemy.csv")
+    assert set(sweep["view_disagreement"]) == {0.0, 1.0}
+    assert set(sweep["method"]) == {"PVSE K=2", "PVSE K=1", "BASE"}
+    assert (results / "plots/pvse_polysemy.png").stat().st_size > 10_000
+    # The two sweep sets differ only in what annotators look at.
+    same = results / "tiny-coco-disagree1/release/data.csv"
+    other = results / "tiny-coco-disagree0/release/data.csv"
+    assert same.read_text() != other.read_text()

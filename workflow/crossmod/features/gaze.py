@@ -48,7 +48,10 @@ def bubble_centres(hm: np.ndarray, threshold: float = 0.5) -> np.ndarray:
 
     The revealed region (hm > threshold) is a union of discs of about one radius; the
     centres are the peaks of its distance transform that reach at least half the
-    largest inscribed radius, at least half a radius apart.
+    largest inscribed radius, at least half a radius apart. They come strongest first
+    (the most completely revealed disc), ties top-to-bottom then left-to-right: a map
+    does not record the click order (``crossmod.features.trajectories`` says why this
+    order).
     """
     revealed = hm > threshold
     if not revealed.any():
@@ -61,7 +64,9 @@ def bubble_centres(hm: np.ndarray, threshold: float = 0.5) -> np.ndarray:
         threshold_abs=max(radius / 2, 1.0),
         exclude_border=False,
     )
-    return peaks[:, ::-1].astype(np.float64)  # (row, col) -> (x, y)
+    rows, cols = peaks[:, 0], peaks[:, 1]
+    order = np.lexsort((cols, rows, -distance[rows, cols]))  # the last key is the primary one
+    return np.stack([cols[order], rows[order]], axis=1).astype(np.float64)  # (x, y)
 
 
 def gaze_statistics(

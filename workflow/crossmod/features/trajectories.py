@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
-from skimage.feature import peak_local_max
+
+from crossmod.features.gaze import bubble_centres
 
 MAX_STEPS = 30
 """At most this many steps per trajectory (SPEC 10); longer ones keep their first steps."""
@@ -104,23 +105,13 @@ def centres_from_map(hm: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     and because when a trajectory is cut to ``max_steps`` it keeps the centres that
     are surely bubbles and drops the weakest, the likeliest artefacts of overlap.
     """
+    centres = bubble_centres(hm, threshold)
     revealed = np.asarray(hm) > threshold
-    if not revealed.any():
-        return np.zeros((0, 2))
-    distance = distance_transform_edt(revealed)
-    radius = float(distance.max())
-    peaks = peak_local_max(
-        distance,
-        min_distance=max(1, int(radius / 2)),
-        threshold_abs=max(radius / 2, 1.0),
-        exclude_border=False,
-    )
-    if len(peaks) == 0:  # a region thinner than two pixels: take its deepest point
-        peaks = np.argwhere(distance == radius)[:1]
-    rows, cols = peaks[:, 0], peaks[:, 1]
-    strength = distance[rows, cols]
-    order = np.lexsort((cols, rows, -strength))  # last key is the primary one
-    return np.stack([cols[order], rows[order]], axis=1).astype(np.float64)
+    if len(centres) == 0 and revealed.any():  # thinner than two pixels: its deepest point
+        distance = distance_transform_edt(revealed)
+        row, col = np.argwhere(distance == distance.max())[0]
+        centres = np.array([[col, row]], dtype=np.float64)
+    return centres
 
 
 def bubble_cell_weights(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from crossmod.cli import ensure_parent, setup_logging
-from crossmod.reporting.tables import CHANCE, Table, best_mask
+from crossmod.reporting.tables import CHANCE, Table
 
 METRICS = ("top1", "top3", "rank")
 HIGHER = {"top1": True, "top3": True, "rank": False}
@@ -57,7 +57,9 @@ def ablation_table(rows: pd.DataFrame, dataset: str, order: list[str]) -> Table:
                 if (variant, task) in mean.index:
                     values.loc[variant, column] = mean.loc[(variant, task), metric]
                     spread.loc[variant, column] = std.loc[(variant, task), metric]
-            bold[column] = best_mask(values[[column]], HIGHER[metric])[column]
+            column_values = values[column]
+            best = column_values.max() if HIGHER[metric] else column_values.min()
+            bold[column] = column_values.eq(best) & column_values.notna()
     n_splits = chosen["split"].nunique()
     note = (
         f"PVSE {{t,g}} ablations: mean ± standard deviation over {n_splits} user splits of the "
