@@ -328,7 +328,8 @@ def test_pvse_studies_build_their_table_and_figure(tmp_path):
         TINY["datasets"],
         run=["tiny-coco"],
         lenient=False,
-        pvse={"ablations": [{"name": "K1", "k": 1}, {"name": "no_mmd", "mmd_weight": 0.0}]},
+        pvse=TINY["pvse"]
+        | {"ablations": [{"name": "K1", "k": 1}, {"name": "no_mmd", "mmd_weight": 0.0}]},
         polysemy={"base": "tiny-coco", "values": [0.0, 1.0]},
     )
     run_snakemake(

@@ -23,7 +23,7 @@ from crossmod.evaluation.scoring import embed_all, evaluate
 from crossmod.methods.registry import NetworkSpec, registry
 from crossmod.training.data import load_split
 from crossmod.training.devices import DeviceError, resolve_device
-from crossmod.training.loop import TrainResult, TrainSettings, train_network
+from crossmod.training.loop import TrainResult, TrainSettings, method_schedule, train_network
 
 log = logging.getLogger("crossmod.training")
 METRICS = ("top1", "top3", "rank")
@@ -65,7 +65,9 @@ def run_record(
         "pair": spec.pair,
         "network": spec.name,
     }
-    params = {f"train.{k}": v for k, v in asdict(settings).items()}
+    # The schedule that actually ran: a method section may restate training keys.
+    schedule = method_schedule(settings, method_settings)
+    params = {f"train.{k}": v for k, v in asdict(schedule).items()}
     if method_settings is not None:
         params |= {f"{spec.method}.{k}": v for k, v in asdict(method_settings).items()}
     if variant:
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoint = {
         "network": spec.name,
-        "settings": asdict(settings),
+        "settings": asdict(method_schedule(settings, method_settings)),
         "input_dims": {m: int(data.features[m].shape[1]) for m in spec.modalities},
         "state_dict": result.model.state_dict(),
     }
