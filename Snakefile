@@ -22,6 +22,7 @@ include: "rules/training.smk"
 include: "rules/tracking.smk"
 include: "rules/evaluation.smk"
 include: "rules/reporting.smk"
+include: "rules/subjects.smk"
 
 
 # Light rules run where Snakemake runs, never as cluster jobs.
@@ -40,6 +41,11 @@ localrules:
     pvse_polysemy,
     pvse_ablation_tables,
     pvse_polysemy_plot,
+    track_subjects,
+    subject_tables,
+    caption_tables,
+    deper_ablation_tables,
+    deper_ablations,
 
 
 rule all:
@@ -59,3 +65,9 @@ rule pvse_ablations:
 rule pvse_polysemy:
     input:
         "results/plots/pvse_polysemy.png",
+
+
+# DEPER's ablations (config deper.ablations): a table per dataset.
+rule deper_ablations:
+    input:
+        "results/deper_ablations.csv",

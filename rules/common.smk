@@ -61,6 +61,11 @@ if _unknown:
 SPLITS = list(range(config["splits"]))
 # PVSE's ablations (`snakemake pvse_ablations`), by name.
 ABLATIONS = {a["name"]: a for a in config["pvse"]["ablations"]}
+# DEPER's encoders: DEPER itself, its baselines (default run) and its ablations
+# (`snakemake deper_ablations`), each a change of the deper section's settings.
+DEPER_BASELINES = {b["name"]: b for b in config["deper"]["baselines"]}
+DEPER_ABLATIONS = {a["name"]: a for a in config["deper"]["ablations"]}
+DEPER_VARIANTS = {"deper": {"name": "deper"}} | DEPER_BASELINES | DEPER_ABLATIONS
 # training.device: cuda makes every training job ask for one GPU (Snakemake's `gpu`
 # resource; the SLURM executor turns it into --gpus).
 TRAIN_GPUS = 1 if TRAINING["device"] == "cuda" else 0
@@ -71,6 +76,7 @@ wildcard_constraints:
     network="|".join(sorted(NETWORKS)),
     split=r"\d+",
     variant="|".join(re.escape(name) for name in ABLATIONS) or "(?!)",
+    encoder="|".join(re.escape(name) for name in DEPER_VARIANTS),
 
 
 def section_json(section, keys=None, **overrides):
@@ -79,7 +85,9 @@ def section_json(section, keys=None, **overrides):
     if keys is not None:
         values = {k: v for k, v in values.items() if k in keys}
     values = dict(values, **overrides)
-    return settings_json(section, values, drop=("networks", "threads", "ablations"))
+    return settings_json(
+        section, values, drop=("networks", "threads", "ablations", "baselines")
+    )
 
 
 def method_of(network):
@@ -105,6 +113,34 @@ def extras_arguments(wildcards, input):
 def ablation_settings(wildcards):
     changes = {k: v for k, v in ABLATIONS[wildcards.variant].items() if k != "name"}
     return section_json("pvse", **changes)
+
+
+def deper_settings(wildcards):
+    changes = DEPER_VARIANTS[wildcards.encoder]
+    return section_json("deper", **{k: v for k, v in changes.items() if k != "name"})
+
+
+def subject_metrics(encoders, datasets=None):
+    return expand(
+        "results/{dataset}/split{split}/subjects/{encoder}/metrics.json",
+        dataset=datasets or RUN,
+        split=SPLITS,
+        encoder=encoders,
+    )
+
+
+def split_subject_metrics(wildcards):
+    """Every DEPER training of a split that MLflow gets: encoders and the captioner."""
+    encoders = expand(
+        "results/{dataset}/split{split}/subjects/{encoder}/metrics.json",
+        dataset=wildcards.dataset,
+        split=wildcards.split,
+        encoder=["deper", *DEPER_BASELINES],
+    )
+    return [
+        *encoders,
+        f"results/{wildcards.dataset}/split{wildcards.split}/captions/metrics.json",
+    ]
 
 
 def dataset_root(wildcards):
@@ -243,5 +279,14 @@ def all_outputs():
             f"results/{name}/plots/{plot}.png"
             for plot in ("top3", "weights", "style_map")
         )
+        files.append(f"results/{name}/plots/subjects.png")
+        files.extend(
+            expand(
+                "results/{name}/split{split}/subjects/runs.json",
+                name=name,
+                split=SPLITS,
+            )
+        )
     files += ["results/metrics.csv", "results/weights.csv", "results/identity.csv"]
+    files += ["results/subjects.csv", "results/captions.csv"]
     return files

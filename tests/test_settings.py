@@ -13,8 +13,10 @@ from crossmod.data.synthetic.settings import GeneratorSettings
 from crossmod.evaluation.combine import CombineSettings
 from crossmod.evaluation.identity import IdentitySettings
 from crossmod.features.settings import ANNOTATION_KEYS, IMAGE_KEYS, LOCAL_KEYS, FeatureSettings
+from crossmod.methods.deper import DeperSettings
 from crossmod.methods.pvse import PVSESettings
 from crossmod.settings import SettingsError, defaults, section_schema, settings_json
+from crossmod.training.captions import CaptionSettings
 from crossmod.training.loop import TrainSettings
 
 SETTINGS = (
@@ -24,6 +26,8 @@ SETTINGS = (
     IdentitySettings,
     GeneratorSettings,
     PVSESettings,
+    DeperSettings,
+    CaptionSettings,
 )
 RULES = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
 

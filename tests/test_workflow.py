@@ -16,6 +16,7 @@ import yaml
 from conftest import REPO, good_row, make_release
 from crossmod.data.arrays import read_table
 from crossmod.methods.registry import registry
+from crossmod.settings import defaults
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
@@ -123,6 +124,7 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
     from mlflow.tracking import MlflowClient
 
     NETWORKS = registry().networks()
+    encoders = ["deper", *(b["name"] for b in defaults("deper")["baselines"])]
     config = REPO / ".test/config.yaml"
     env_free = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     result = run_snakemake(tmp_path, "--configfile", str(config), "--cores", "8", env=env_free)
@@ -167,8 +169,22 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
     for name in ("table1_summary", "table3_top3", "table8_weights", "tableS2_rank", "identity"):
         for ext in ("csv", "md", "tex", "html"):
             assert (results / f"tables/tiny-coco/{name}.{ext}").stat().st_size > 100
-    for plot in ("top3", "weights", "style_map"):
+    for plot in ("top3", "weights", "style_map", "subjects"):
         assert (results / f"tiny-coco/plots/{plot}.png").stat().st_size > 10_000
+
+    # DEPER: identification of the unseen subjects per method and S, captions per condition.
+    subjects = pd.read_csv(results / "subjects.csv")
+    assert set(subjects["method"]) == {"DEPER", "handcrafted", *encoders[1:]}
+    assert len(subjects) == 2 * 2 * (len(encoders) + 1)  # splits x S x methods
+    assert subjects["chance"].eq(0.5).all()  # two unseen subjects per tiny split
+    assert subjects[["top1", "top5"]].apply(lambda c: c.between(0, 1)).all().all()
+    captions = pd.read_csv(results / "captions.csv")
+    assert set(captions["condition"]) == {"own", "mean", "other"}
+    assert {"BLEU-4", "ROUGE-L", "CIDEr", "CLS mean"} <= set(captions["metric"])
+    for name in ("subjects/tiny-coco/identification", "captions/tiny-coco/captions"):
+        for ext in ("csv", "md", "tex", "html"):
+            assert (results / f"{name}.{ext}").stat().st_size > 100
+    assert "wrote:" in (results / "captions/tiny-coco/examples.md").read_text()
 
     # MLflow: one experiment, every run finished, with params, series and artifacts.
     uri = "sqlite:///" + str((results / "mlflow.db").resolve())
@@ -176,9 +192,16 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
     experiments = [e for e in client.search_experiments() if e.name == "tiny-coco"]
     assert len(experiments) == 1  # created once, up front
     found = client.search_runs([experiments[0].experiment_id], max_results=1000)
-    assert len(found) == 2 * len(NETWORKS) + 2 * 12 + 1  # networks, OURS grids, identity
+    deper_runs = [r for r in found if r.data.tags.get("method") == "DEPER"]
+    # networks, OURS grids, identity; DEPER: its encoders and the captioner per split
+    assert len(found) == 2 * len(NETWORKS) + 2 * 12 + 1 + 2 * (len(encoders) + 1)
     assert {r.info.status for r in found} == {"FINISHED"}
-    network_runs = [r for r in found if "network" in r.data.tags]
+    for run in deper_runs:
+        assert run.data.tags["git_commit"] and any(k.startswith("test_") for k in run.data.metrics)
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == (
+            0 if run.data.tags.get("variant") == "random" else 2  # steps 20, every 10
+        )
+    network_runs = [r for r in found if r.data.tags.get("network") in NETWORKS]
     assert len(network_runs) == 2 * len(NETWORKS)
     for run in network_runs:
         assert run.data.tags["dataset"] == "tiny-coco" and run.data.tags["git_commit"]
@@ -199,6 +222,10 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tmp_path):
     again.mkdir()
     run_snakemake(again, "--configfile", str(config), "--cores", "4", env=env_free)
     pd.testing.assert_frame_equal(pd.read_csv(again / "results/metrics.csv"), metrics)
+    for name in ("subjects.csv", "captions.csv"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(again / "results" / name), pd.read_csv(results / name)
+        )
 
 
 @pytest.mark.slow

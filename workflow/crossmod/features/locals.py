@@ -15,7 +15,8 @@ the CNN or re-reads a map:
 - ``map_row`` (N,) and ``grids`` (N, 7, 7): each annotation's image row and its map
   area-averaged onto the conv grid (the weights of its cells);
 - ``tokens`` (N, L) int32, -1 padded, and ``vocabulary`` (V, d): each caption's known
-  words as rows of the (GloVe) vectors of the words the captions use.
+  words as rows of the (GloVe) vectors of the words the captions use, and ``words``
+  (V,), those words, for decoders that write captions (DEPER).
 """
 
 from __future__ import annotations
@@ -54,8 +55,13 @@ def project_cells(maps: np.ndarray, dim: int) -> np.ndarray:
     return (projected / scale).reshape(n, height * width, -1).astype(np.float32)
 
 
-def token_ids(captions: list[str], glove_path: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, L) int32 rows into a (V, d) vocabulary of the known words; -1 pads (and no word)."""
+def token_ids(
+    captions: list[str], glove_path: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, L) int32 rows into a (V, d) vocabulary of the known words; -1 pads (and no word).
+
+    Also the (V,) words themselves, which DEPER's caption decoder writes out.
+    """
     tokenized = [tokenize(c) for c in captions]
     vectors = load_vectors(glove_path, {t for tokens in tokenized for t in tokens})
     words = sorted({t for tokens in tokenized for t in tokens if t in vectors})
@@ -67,7 +73,7 @@ def token_ids(captions: list[str], glove_path: str | None) -> tuple[np.ndarray, 
         ids[i, : len(known)] = known
     index = vectors.index
     vocabulary = np.asarray(vectors.vectors[[index[w] for w in words]], dtype=np.float32)
-    return ids, vocabulary.reshape(len(words), vectors.dim)
+    return ids, vocabulary.reshape(len(words), vectors.dim), np.array(words, dtype=str)
 
 
 def local_features(
@@ -82,7 +88,9 @@ def local_features(
     grids = np.stack(
         [resize_map(load_map(path)[0], grid_h, grid_w) for path in annotations["map_path"]]
     ).astype(np.float32)
-    tokens, vocabulary = token_ids(annotations["caption"].tolist(), settings.glove_path or None)
+    tokens, vocabulary, words = token_ids(
+        annotations["caption"].tolist(), settings.glove_path or None
+    )
     return {
         "annotation_id": annotations["annotation_id"].to_numpy(np.int64),
         "map_row": map_row.to_numpy(np.int64),
@@ -90,6 +98,7 @@ def local_features(
         "cells": project_cells(maps, settings.local_dim),
         "tokens": tokens,
         "vocabulary": vocabulary,
+        "words": words,
     }
 
 

@@ -15,8 +15,14 @@ part of what it learns about them. Per annotation this module gives, for at most
 - a 2-D sinusoidal code of the positions (:func:`sinusoidal_position_code`).
 
 The learned parts of a trajectory token (order embedding, the Linear to D) belong to
-the network in ``crossmod.methods.deper``; everything here is numpy, so the feature
+the network in ``crossmod.methods.deper_net``; everything here is numpy, so the feature
 step needs no torch.
+
+``python -m crossmod.features.trajectories`` caches, per annotation, the cell weights
+of every step (:func:`trajectory_weights`), the positions, the validity mask and where
+the order came from (``results/{dataset}/features/trajectories.npz``), so training
+jobs build the tokens from the projected cells of ``locals.npz`` without re-reading a
+map or rerunning the CNN.
 
 Coordinates. Clicks are pixel coordinates as the release stores them: x the column,
 y the row, measured from the top left, pixel ``i`` centred at ``i`` (so a click on
@@ -29,12 +35,19 @@ That is the same convention as the area-averaged resize of ``crossmod.features.g
 
 from __future__ import annotations
 
+import argparse
+import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.ndimage import distance_transform_edt
 
+from crossmod.cli import ensure_parent, setup_logging
+from crossmod.data.release import load_map
 from crossmod.features.gaze import bubble_centres
+
+log = logging.getLogger("crossmod.features.trajectories")
 
 MAX_STEPS = 30
 """At most this many steps per trajectory (SPEC 10); longer ones keep their first steps."""
@@ -154,6 +167,42 @@ def _cell_index(pixel: np.ndarray, size: int, cells: int) -> np.ndarray:
     return np.clip(index, 0, cells - 1)
 
 
+def trajectory_weights(
+    points_xy: np.ndarray,
+    height: int,
+    width: int,
+    radius: float,
+    grid: tuple[int, int] = (7, 7),
+    max_steps: int = MAX_STEPS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step the weights of the conv cells under the bubble, and its position.
+
+    Returns ``weights`` (max_steps, grid_h * grid_w) float32 (each real step's row sums
+    to 1, :func:`bubble_cell_weights`), ``positions`` (max_steps, 2) float32 (x / width,
+    y / height) and ``valid`` (max_steps,) bool; padding is zero. A step's token is
+    ``weights @ cells`` for the image's cells, which is why the feature job stores the
+    weights: any projection of the cells (the PCA of ``crossmod.features.locals``) gives
+    its tokens without touching the CNN again. Points are clipped into the image first
+    (a click on the border can be stored a fraction outside); only the first
+    ``max_steps`` are kept, as the reference truncates.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {height} x {width}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+    points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)[:max_steps]
+    weights = np.zeros((max_steps, grid[0] * grid[1]), dtype=np.float32)
+    positions = np.zeros((max_steps, 2), dtype=np.float32)
+    valid = np.zeros(max_steps, dtype=bool)
+    for step, (x, y) in enumerate(points):
+        x = float(np.clip(x, 0.0, width - 1))
+        y = float(np.clip(y, 0.0, height - 1))
+        weights[step] = bubble_cell_weights(x, y, radius, height, width, grid).ravel()
+        positions[step] = (min(x / width, 1.0), min(y / height, 1.0))
+        valid[step] = True
+    return weights, positions, valid
+
+
 def trajectory_tokens(
     points_xy: np.ndarray,
     conv_map: np.ndarray,
@@ -167,29 +216,17 @@ def trajectory_tokens(
     ``conv_map`` is the image's C x h x w map (7 x 7 for the default backbones), computed
     for the whole image of ``height`` x ``width`` pixels. Step t's token is the mean of
     the cells under its bubble weighted by :func:`bubble_cell_weights` (area overlap at
-    pixel resolution). Points are clipped into the image first (a click on the border
-    can be stored a fraction outside). Only the first ``max_steps`` points are kept,
-    as the reference truncates: the beginning of a viewing is kept whole.
+    pixel resolution); see :func:`trajectory_weights`.
     """
     conv = np.asarray(conv_map, dtype=np.float32)
     if conv.ndim != 3:
         raise ValueError(f"conv_map must be C x h x w, got shape {conv.shape}")
-    if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {height} x {width}")
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
-    points = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)[:max_steps]
     channels, grid_h, grid_w = conv.shape
-    tokens = np.zeros((max_steps, channels), dtype=np.float32)
-    positions = np.zeros((max_steps, 2), dtype=np.float32)
-    valid = np.zeros(max_steps, dtype=bool)
-    for step, (x, y) in enumerate(points):
-        x = float(np.clip(x, 0.0, width - 1))
-        y = float(np.clip(y, 0.0, height - 1))
-        weights = bubble_cell_weights(x, y, radius, height, width, (grid_h, grid_w))
-        tokens[step] = np.einsum("chw,hw->c", conv, weights, dtype=np.float64)
-        positions[step] = (min(x / width, 1.0), min(y / height, 1.0))
-        valid[step] = True
+    weights, positions, valid = trajectory_weights(
+        points_xy, height, width, radius, (grid_h, grid_w), max_steps
+    )
+    cells = conv.reshape(channels, grid_h * grid_w).astype(np.float64)
+    tokens = (weights.astype(np.float64) @ cells.T).astype(np.float32)
     return Trajectory(tokens=tokens, positions=positions, valid=valid)
 
 
@@ -242,3 +279,106 @@ def sinusoidal_position_code(
         block[:, 0::2] = np.sin(angles)
         block[:, 1::2] = np.cos(angles)
     return code.astype(np.float32)
+
+
+def estimate_radius(hm: np.ndarray, centres: np.ndarray, threshold: float = 0.5) -> float:
+    """The bubble radius of a map, in pixels, from its centres (BubbleView uses one).
+
+    The release stores no radius. At a bubble's centre the revealed region reaches at
+    least one radius in every direction, and exactly one radius where the disc borders
+    hidden pixels, which some disc of every map does; so the estimate is the smallest
+    distance-transform value over the centres. Outside the image counts as revealed (a
+    bubble cut by the border still has its full radius). 0 when there are no centres.
+    """
+    points = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    if len(points) == 0:
+        return 0.0
+    revealed = np.pad(np.asarray(hm) > threshold, 1, constant_values=True)
+    distance = distance_transform_edt(revealed)[1:-1, 1:-1]
+    height, width = distance.shape
+    rows = np.clip(np.rint(points[:, 1]).astype(int), 0, height - 1)
+    cols = np.clip(np.rint(points[:, 0]).astype(int), 0, width - 1)
+    return float(distance[rows, cols].min())
+
+
+def annotation_steps(
+    hm: np.ndarray,
+    clicks: np.ndarray | None,
+    grid: tuple[int, int],
+    max_steps: int = MAX_STEPS,
+    threshold: float = 0.5,
+) -> dict[str, np.ndarray | float | bool]:
+    """One annotation's cached trajectory: weights, positions, valid, radius, from_clicks."""
+    height, width = np.asarray(hm).shape
+    points = click_sequence(clicks)
+    from_clicks = len(points) > 0
+    if not from_clicks:
+        points = centres_from_map(hm, threshold)
+    radius = estimate_radius(hm, points, threshold)
+    weights, positions, valid = trajectory_weights(points, height, width, radius, grid, max_steps)
+    return {
+        "weights": weights,
+        "positions": positions,
+        "valid": valid,
+        "radius": radius,
+        "from_clicks": from_clicks,
+    }
+
+
+def trajectory_table(
+    annotations: pd.DataFrame, images: pd.DataFrame, grid: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """Every annotation's trajectory, stacked in the order of ``annotations``."""
+    lookup = dict(zip(images["image"], images["map_row"], strict=True))
+    map_row = annotations["image"].map(lookup)
+    if map_row.isna().any():
+        missing = sorted(annotations.loc[map_row.isna(), "image"].unique())[:5]
+        raise ValueError(f"no conv map for image(s) {missing}")
+    steps = []
+    for path in annotations["map_path"]:
+        hm, clicks = load_map(path)
+        try:
+            steps.append(annotation_steps(hm, clicks, grid))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+    return {
+        "annotation_id": annotations["annotation_id"].to_numpy(np.int64),
+        "map_row": map_row.to_numpy(np.int64),
+        "weights": np.stack([s["weights"] for s in steps]),
+        "positions": np.stack([s["positions"] for s in steps]),
+        "valid": np.stack([s["valid"] for s in steps]),
+        "radius": np.array([s["radius"] for s in steps], dtype=np.float32),
+        "from_clicks": np.array([s["from_clicks"] for s in steps], dtype=bool),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--annotations", required=True)
+    parser.add_argument("--maps", required=True, help="image_maps.npy (only its grid is read)")
+    parser.add_argument("--index", required=True, help="images.parquet from the CNN job")
+    parser.add_argument("--out", required=True, help="trajectories.npz to write")
+    args = parser.parse_args(argv)
+    setup_logging()
+    grid = tuple(np.load(args.maps, mmap_mode="r").shape[2:])
+    try:
+        arrays = trajectory_table(
+            pd.read_parquet(args.annotations), pd.read_parquet(args.index), grid
+        )
+    except ValueError as err:
+        raise SystemExit(f"{args.annotations}: {err}") from None
+    np.savez(ensure_parent(args.out), **arrays)
+    lengths = arrays["valid"].sum(axis=1)
+    log.info(
+        "%d trajectories, %d from clicks, steps median %d (max %d), radius median %.1f px",
+        len(lengths),
+        int(arrays["from_clicks"].sum()),
+        int(np.median(lengths)),
+        int(lengths.max()),
+        float(np.median(arrays["radius"])),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

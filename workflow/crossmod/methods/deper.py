@@ -25,9 +25,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from crossmod.settings import Settings
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +41,36 @@ BANK_SIZE = 4096
 """Length of the memory bank's FIFO (SPEC 10)."""
 SMOOTH_L1_BETA = 1.0 / 9.0
 """SmoothL1's switch from quadratic to linear, in normalised image units (SPEC 10)."""
+
+
+@dataclass(frozen=True)
+class DeperSettings(Settings):
+    """The ``deper`` section (defaults and meanings: the config schema)."""
+
+    SECTION = "deper"
+    WORKFLOW_KEYS = ("baselines", "ablations")
+
+    dim: int
+    heads: int
+    layers: int
+    dropout: float
+    streams: str
+    order_code: bool
+    steps: int
+    batch_subjects: int
+    samples_per_subject: int
+    learning_rate: float
+    weight_decay: float
+    trajectory_weight: float
+    subject_weight: float
+    supcon_weight: float
+    temperature: float
+    bank_size: int
+    eval_every: int
+    patience: int
+    shots: tuple[int, ...]
+    draws: int
+    seed: int
 
 
 def _zero_loss(anchors: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,42 @@
 """DEPER's networks (SPEC 10), as ``torch.nn`` modules.
 
 :mod:`crossmod.methods.deper` (imported while Snakemake parses, so torch-free at its top)
-holds the losses, the memory bank and the CLS metric; the modules live here.
+holds the losses, the memory bank and the CLS metric; the modules live here:
+:class:`DeperNetwork` embeds the (image, caption, trajectory) triplet as tokens, encodes
+them with the dual-context encoder (:mod:`crossmod.methods.deper_encoder`), pools a
+subject embedding z_s (:class:`SubjectExtractor`), classifies it over the training
+subjects and decodes a trajectory from it (:class:`TrajectoryDecoder`, conditioned by
+:class:`FiLM`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+
+from crossmod.methods.deper_encoder import (
+    STREAMS,
+    Attention,
+    Block,
+    DualContextEncoder,
+    grid_positions,
+    position_code,
+)
+
+__all__ = [
+    "DeperConfig",
+    "DeperNetwork",
+    "DeperOutput",
+    "FiLM",
+    "SubjectExtractor",
+    "TrajectoryDecoder",
+    "position_code",
+]
+
+DECODER_LAYERS = 2
+"""Layers of the trajectory decoder (SPEC 10 leaves it open; as many as a stream has)."""
 
 
 class FiLM(nn.Module):
@@ -39,3 +68,242 @@ class FiLM(nn.Module):
         # (B, F) -> (B, 1, ..., 1, F): one gamma/beta per sample, shared by its steps.
         shape = (z.shape[0],) + (1,) * (h.ndim - 2) + (h.shape[-1],)
         return self.gamma(z).reshape(shape) * h + self.beta(z).reshape(shape)
+
+
+@dataclass(frozen=True)
+class DeperConfig:
+    """The network's shape (SPEC 10; defaults are this project's, D = 128).
+
+    ``streams``: "both", or one stream alone ("caption", "trajectory": the one-encoder
+    baselines). ``order_code`` False drops the learned order embedding of the steps,
+    which leaves the trajectory a set of clicks (the "without order codes" ablation).
+    """
+
+    dim: int = 128
+    heads: int = 4
+    layers: int = 2
+    dropout: float = 0.1
+    max_steps: int = 30
+    streams: str = "both"
+    order_code: bool = True
+
+    def __post_init__(self) -> None:
+        if self.streams not in STREAMS:
+            raise ValueError(f"streams must be one of {sorted(STREAMS)}, got {self.streams!r}")
+        if self.dim < 4 or self.dim % 4 or self.dim % self.heads:
+            raise ValueError(
+                f"dim ({self.dim}) must be a multiple of 4 (the position code) and of "
+                f"heads ({self.heads})"
+            )
+        if self.layers < 1 or self.max_steps < 1:
+            raise ValueError(f"layers and max_steps must be >= 1: {self.layers}, {self.max_steps}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class DeperOutput:
+    """What :meth:`DeperNetwork.forward` gives, B samples, T steps.
+
+    ``z`` (B, D) the subject embedding (not normalised); ``logits`` (B, n_subjects) the
+    classifier's; ``positions`` (B, T, 2) the decoded clicks in [0, 1]; ``validity``
+    (B, T) the decoded steps' validity logits.
+    """
+
+    z: torch.Tensor
+    logits: torch.Tensor
+    positions: torch.Tensor
+    validity: torch.Tensor
+
+
+def _normal(*shape: int) -> nn.Parameter:
+    """A learned token, small (std 0.02) so that it starts as a mild offset."""
+    return nn.Parameter(nn.init.trunc_normal_(torch.empty(*shape), std=0.02))
+
+
+class SubjectExtractor(nn.Module):
+    """z_s: one learned query attends over the encoded streams, then an MLP.
+
+    ``z = MLP(LN(q + Attention(q, streams)))`` with a two-layer GELU MLP (D -> D -> D).
+    The streams' start tokens are among the keys, so even a sample with no click and no
+    known word has something to attend to.
+    """
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.query = _normal(1, 1, dim)
+        self.attention = Attention(dim, heads)
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def forward(self, states: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        query = self.query.expand(states.shape[0], -1, -1)
+        pooled = self.attention(query, states, keep)
+        return self.mlp(self.norm(query + pooled))[:, 0]
+
+
+class TrajectoryDecoder(nn.Module):
+    """Non-autoregressive: learned step queries, FiLM-modulated by z, read the encoder.
+
+    Before each of its :class:`Block` s (self-attention among the steps, cross-attention
+    to the memory, FFN) the step states are modulated by their own :class:`FiLM` of z,
+    the one place where the decoder sees z: fresh FiLMs are the identity, so a new
+    decoder's output does not depend on z and the conditioning is learned. Heads: a
+    sigmoid position (x, y) and a validity logit per step. ``steps`` decodes the first
+    ``steps`` queries (at most ``max_steps``), to match the inputs' padding length.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float, max_steps: int) -> None:
+        super().__init__()
+        # Unit-scale queries (as DETR's): small ones would make the steps alike at first.
+        self.queries = nn.Parameter(torch.randn(max_steps, dim))
+        self.films = nn.ModuleList(FiLM(dim, dim) for _ in range(DECODER_LAYERS))
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(DECODER_LAYERS))
+        self.position = nn.Linear(dim, 2)
+        self.validity = nn.Linear(dim, 1)
+
+    def forward(
+        self, memory: torch.Tensor, keep: torch.Tensor, z: torch.Tensor, steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Memory (B, S, D) with keep (B, S), z (B, D) -> positions (B, T, 2), logits (B, T)."""
+        if not 1 <= steps <= len(self.queries):
+            raise ValueError(f"steps must be in 1..{len(self.queries)}, got {steps}")
+        h = self.queries[:steps].expand(memory.shape[0], -1, -1)
+        for film, block in zip(self.films, self.blocks, strict=True):
+            h = block(film(h, z), None, memory, keep)
+        return torch.sigmoid(self.position(h)), self.validity(h).squeeze(-1)
+
+
+class DeperNetwork(nn.Module):
+    """The whole of SPEC 10's network: tokens, encoder, z_s, classifier, decoder.
+
+    Inputs (B samples): ``image`` (B, N, P) the conv map's N cells (a square grid,
+    row-major), projected to P dims; ``trajectory`` (B, T, P) per step the cells under
+    the bubble, ``positions`` (B, T, 2) its (x, y) in [0, 1], ``valid`` (B, T) True at real
+    steps (T <= max_steps); ``words`` (B, L) rows of ``word_vectors``, negative = padding.
+
+    Tokens (all D wide):
+
+    - image cell = Linear(cell) + Linear_pos(position code of the cell's centre). SPEC 10
+      has no code here, but the reference's image tokens are a ViT's, which carry their
+      place; without it a cell would not say where it is (the decoder could not place a
+      click from the image alone), and sharing Linear_pos with the steps puts a step and
+      the cell under it in one coordinate system;
+    - trajectory step = Linear(content) + Linear_pos(position code) + order embedding of
+      the step index (``order_code``), after a learned start token;
+    - caption word = Linear(frozen word vector), after a learned start token.
+
+    The start tokens are always real, so no attention ever has only padded keys (a NaN)
+    and a sample with no click or no known word still gets a finite z. The decoder's
+    memory is the image tokens and the encoded streams.
+    """
+
+    def __init__(
+        self, config: DeperConfig, image_dim: int, word_vectors: torch.Tensor, n_subjects: int
+    ) -> None:
+        super().__init__()
+        if word_vectors.ndim != 2:
+            raise ValueError(f"word_vectors must be (V, d_w), got {tuple(word_vectors.shape)}")
+        self.config = config
+        dim = config.dim
+        self.names = STREAMS[config.streams]
+        # A buffer, not a parameter: frozen GloVe rows, no gradient, saved with the model.
+        self.register_buffer("word_vectors", word_vectors.detach().to(torch.float32).clone())
+        self.image_in = nn.Linear(image_dim, dim)
+        self.position_in = nn.Linear(dim, dim)
+        self.start = nn.ParameterDict({name: _normal(dim) for name in self.names})
+        if "trajectory" in self.names:
+            self.trajectory_in = nn.Linear(image_dim, dim)
+            self.order = _normal(config.max_steps, dim) if config.order_code else None
+        if "caption" in self.names:
+            self.word_in = nn.Linear(word_vectors.shape[1], dim)
+        self.token_dropout = nn.Dropout(config.dropout)
+        self.encoder = DualContextEncoder(
+            dim, config.heads, config.layers, config.dropout, config.streams
+        )
+        self.extractor = SubjectExtractor(dim, config.heads)
+        self.classifier = nn.Linear(dim, n_subjects)
+        self.decoder = TrajectoryDecoder(dim, config.heads, config.dropout, config.max_steps)
+
+    def _stream(
+        self, name: str, tokens: torch.Tensor, keep: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prepend the stream's start token (always real) to its tokens and mask."""
+        b = tokens.shape[0]
+        start = self.start[name].expand(b, 1, -1)
+        always = torch.ones(b, 1, dtype=torch.bool, device=keep.device)
+        return torch.cat([start, tokens], dim=1), torch.cat([always, keep], dim=1)
+
+    def _encoded(
+        self,
+        image: torch.Tensor,
+        trajectory: torch.Tensor,
+        positions: torch.Tensor,
+        valid: torch.Tensor,
+        words: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Image tokens (B, N, D), the encoded streams (B, S, D) and their keep (B, S)."""
+        b, steps = valid.shape
+        if (
+            image.shape[0] != b
+            or words.shape[0] != b
+            or trajectory.shape[:2] != (b, steps)
+            or positions.shape != (b, steps, 2)
+        ):
+            raise ValueError(
+                f"inputs disagree: image {tuple(image.shape)}, trajectory "
+                f"{tuple(trajectory.shape)}, positions {tuple(positions.shape)}, valid "
+                f"{tuple(valid.shape)}, words {tuple(words.shape)}"
+            )
+        if steps > self.config.max_steps:
+            raise ValueError(f"{steps} steps, more than max_steps ({self.config.max_steps})")
+        dim = self.config.dim
+        cells = grid_positions(image.shape[1], image.device).to(image.dtype)
+        image_tokens = self.image_in(image) + self.position_in(position_code(cells, dim))
+        image_tokens = self.token_dropout(image_tokens)
+        tokens, keep = {}, {}
+        if "trajectory" in self.names:
+            x = self.trajectory_in(trajectory) + self.position_in(position_code(positions, dim))
+            if self.order is not None:
+                x = x + self.order[:steps]
+            tokens["trajectory"], keep["trajectory"] = self._stream(
+                "trajectory", self.token_dropout(x), valid.to(torch.bool)
+            )
+        if "caption" in self.names:
+            known = words >= 0
+            x = self.word_in(self.word_vectors[words.clamp_min(0)])
+            tokens["caption"], keep["caption"] = self._stream(
+                "caption", self.token_dropout(x), known
+            )
+        states = self.encoder(image_tokens, tokens, keep)
+        streams = torch.cat([states[name] for name in self.names], dim=1)
+        return image_tokens, streams, torch.cat([keep[name] for name in self.names], dim=1)
+
+    def encode(
+        self,
+        image: torch.Tensor,
+        trajectory: torch.Tensor,
+        positions: torch.Tensor,
+        valid: torch.Tensor,
+        words: torch.Tensor,
+    ) -> torch.Tensor:
+        """z_s (B, D) alone (the few-shot embedding; no classifier, no decoder)."""
+        _, streams, keep = self._encoded(image, trajectory, positions, valid, words)
+        return self.extractor(streams, keep)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        trajectory: torch.Tensor,
+        positions: torch.Tensor,
+        valid: torch.Tensor,
+        words: torch.Tensor,
+    ) -> DeperOutput:
+        image_tokens, streams, keep = self._encoded(image, trajectory, positions, valid, words)
+        z = self.extractor(streams, keep)
+        image_keep = torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=keep.device)
+        memory = torch.cat([image_tokens, streams], dim=1)
+        xy, validity = self.decoder(
+            memory, torch.cat([image_keep, keep], dim=1), z, positions.shape[1]
+        )
+        return DeperOutput(z=z, logits=self.classifier(z), positions=xy, validity=validity)

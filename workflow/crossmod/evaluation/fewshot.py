@@ -1,0 +1,158 @@
+"""Few-shot identification of unseen subjects, and what z_s knows about personality.
+
+DEPER's question (SPEC 10): from S of a person's samples, can we tell them apart from
+the other people we have never trained on? The protocol, shared by DEPER, its
+baselines and the handcrafted features so that all are scored on the same draws:
+
+- the candidates are the split's test users (unseen in training) with more than S
+  samples, so that each has at least one query;
+- a draw picks S support samples per candidate at random; a candidate's centroid is
+  the mean of its support embeddings after L2 normalisation; every other sample of
+  a candidate is a query, identified by cosine similarity to the centroids;
+- top-k: the query's own subject is among the k most similar centroids (ties broken
+  against it: a constant embedding scores chance or below, never above);
+- a draw's support sets depend only on (seed, split, S), never on the method.
+
+Intervals: draws within a split share its users, so they are not independent; the
+interval is Student's t over the per-split means (draws averaged within a split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def true_subject_rank(similarities: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """0-based rank of each query's own subject among the centroids (ties count against).
+
+    ``similarities`` (Q, M), ``truth`` (Q,) column indices. The rank is the number of
+    other centroids at least as similar as the true one.
+    """
+    own = similarities[np.arange(len(truth)), truth][:, None]
+    return (similarities >= own).sum(axis=1) - 1
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One draw's support and query rows (indices into the embedding matrix)."""
+
+    subjects: np.ndarray  # (M,) subject labels, the centroid order
+    support: np.ndarray  # (M, S) rows
+    queries: np.ndarray  # (Q,) rows
+    query_subject: np.ndarray  # (Q,) column of the query's subject in ``subjects``
+
+
+def draw_supports(
+    labels: np.ndarray, candidates: np.ndarray, shots: int, rng: np.random.Generator
+) -> Draw:
+    """S support rows per candidate subject, the rest of its rows as queries."""
+    eligible = [s for s in candidates if (labels == s).sum() > shots]
+    if len(eligible) < 2:
+        raise ValueError(
+            f"few-shot identification needs two or more subjects with more than {shots} "
+            f"samples; {len(eligible)} have"
+        )
+    support, queries, query_subject = [], [], []
+    for column, subject in enumerate(eligible):
+        rows = np.flatnonzero(labels == subject)
+        picked = rng.permutation(len(rows))
+        support.append(rows[picked[:shots]])
+        rest = rows[np.sort(picked[shots:])]
+        queries.append(rest)
+        query_subject.append(np.full(len(rest), column))
+    return Draw(
+        np.array(eligible),
+        np.stack(support),
+        np.concatenate(queries),
+        np.concatenate(query_subject),
+    )
+
+
+def identify(z: np.ndarray, draw: Draw) -> np.ndarray:
+    """Ranks of the queries' own subjects under the nearest-centroid rule."""
+    unit = normalise(z)
+    centroids = normalise(unit[draw.support].mean(axis=1))
+    return true_subject_rank(unit[draw.queries] @ centroids.T, draw.query_subject)
+
+
+def draws_for(
+    labels: np.ndarray, candidates: np.ndarray, shots: int, draws: int, seed: int, split: int
+) -> list[Draw]:
+    """The draws every method of a split is scored on (seeded by seed, split and S)."""
+    rng = np.random.default_rng([seed, split, shots])
+    return [draw_supports(labels, candidates, shots, rng) for _ in range(draws)]
+
+
+def identification(
+    z: np.ndarray,
+    labels: np.ndarray,
+    candidates: np.ndarray,
+    shots: tuple[int, ...],
+    draws: int,
+    seed: int,
+    split: int,
+) -> list[dict]:
+    """Per S: top-1/top-5 averaged over the draws, their chance, the query count."""
+    rows = []
+    for s in shots:
+        top1, top5 = [], []
+        for draw in draws_for(labels, candidates, s, draws, seed, split):
+            ranks = identify(z, draw)
+            top1.append(float((ranks < 1).mean()))
+            top5.append(float((ranks < 5).mean()))
+        m = len(draw.subjects)
+        rows.append(
+            {
+                "shots": s,
+                "top1": float(np.mean(top1)),
+                "top5": float(np.mean(top5)),
+                "chance_top1": 1.0 / m,
+                "chance_top5": min(5, m) / m,
+                "n_subjects": m,
+                "n_queries": len(draw.queries),
+                "draws": draws,
+            }
+        )
+    return rows
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t interval of independent values (one per split)."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def ridge_probe(
+    train_z: np.ndarray, train_traits: np.ndarray, test_z: np.ndarray, test_traits: np.ndarray
+) -> np.ndarray:
+    """R^2 per trait of a ridge map from a subject's mean z to its traits, on unseen subjects.
+
+    Inputs are per subject (one row each). z is standardised with the training
+    subjects' statistics; the ridge penalty is chosen among 10^-2 .. 10^4 by
+    leave-one-out on the training subjects (there are fewer subjects than dimensions of
+    z, so an unpenalised fit would interpolate). R^2 = 1 - SSE / SST with SST around
+    the test subjects' own mean: 0 is what predicting their mean would score.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    mean, scale = train_z.mean(axis=0), train_z.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit((train_z - mean) / scale, train_traits)
+    predicted = model.predict((test_z - mean) / scale)
+    sse = ((test_traits - predicted) ** 2).sum(axis=0)
+    sst = ((test_traits - test_traits.mean(axis=0)) ** 2).sum(axis=0)
+    return 1.0 - sse / np.where(sst > 0, sst, np.nan)

@@ -1,0 +1,172 @@
+"""``python -m crossmod.reporting.subjects``: DEPER's identification tables and z_s plot.
+
+From every encoder's metrics.json (DEPER, its baselines, or its ablations) and the
+handcrafted baseline: the tidy ``results/subjects.csv`` (dataset, split, method, shots,
+top1, top5, chance, n_queries: per split, averaged over the draws), a table per
+dataset (rows: methods; columns: top-1 and top-5 per S; mean over splits ± the
+half-width of the 95% Student-t interval over splits, with chance as its own row),
+the BFI probe per trait, and a PCA map of z_s coloured by subject (seen and unseen
+panels, as the paper's Figure 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from crossmod.cli import ensure_parent, setup_logging
+from crossmod.evaluation.fewshot import t_interval
+from crossmod.reporting.tables import Table
+
+LABELS = {"deper": "DEPER", "handcrafted": "handcrafted"}
+"""Method names in the tidy file and the tables; other encoders keep their config name."""
+
+
+def method_name(variant: str) -> str:
+    return LABELS.get(variant, variant)
+
+
+def identification_rows(reports: list[dict]) -> pd.DataFrame:
+    rows = []
+    for report in reports:
+        for row in report["identification"]:
+            rows.append(
+                {
+                    "dataset": report["dataset"],
+                    "split": row.get("split", report.get("split")),
+                    "method": method_name(report["variant"]),
+                    "shots": row["shots"],
+                    "top1": row["top1"],
+                    "top5": row["top5"],
+                    "chance": row["chance_top1"],
+                    "chance_top5": row["chance_top5"],
+                    "n_queries": row["n_queries"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def probe_rows(reports: list[dict]) -> pd.DataFrame:
+    rows = []
+    for report in reports:
+        for key, value in report.get("probe", {}).items():
+            rows.append(
+                {
+                    "dataset": report["dataset"],
+                    "split": report["split"],
+                    "method": method_name(report["variant"]),
+                    "trait": key.removeprefix("r2_"),
+                    "r2": value,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def identification_table(rows: pd.DataFrame, dataset: str, name: str) -> Table:
+    chosen = rows[rows["dataset"] == dataset]
+    shots = sorted(chosen["shots"].unique())
+    methods = list(dict.fromkeys(chosen["method"]))
+    columns = [f"S={s} top-{k}" for s in shots for k in (1, 5)]
+    values = pd.DataFrame(np.nan, index=[*methods, "chance"], columns=columns)
+    spread = values.copy()
+    for s in shots:
+        at = chosen[chosen["shots"] == s]
+        for k in (1, 5):
+            column = f"S={s} top-{k}"
+            for method in methods:
+                per_split = at[at["method"] == method].groupby("split")[f"top{k}"].mean()
+                mean, low, _ = t_interval(per_split.to_numpy())
+                values.loc[method, column] = mean
+                spread.loc[method, column] = mean - low
+            values.loc["chance", column] = at["chance" if k == 1 else "chance_top5"].mean()
+    bold = values.eq(values.drop(index="chance").max()) & values.notna()
+    bold.loc["chance"] = False
+    n_splits = chosen["split"].nunique()
+    draws = "draws of S support samples per unseen subject"
+    note = (
+        f"Few-shot identification of unseen subjects (nearest centroid, cosine): mean over "
+        f"{n_splits} user splits ± half-width of the 95% t-interval over splits; each "
+        f"split averages the same {draws} for every method. Best per column in bold."
+    )
+    return Table(name, f"Identification of unseen subjects, {dataset}", note, values, spread, bold)
+
+
+def probe_table(rows: pd.DataFrame, dataset: str) -> Table:
+    chosen = rows[rows["dataset"] == dataset]
+    grouped = chosen.groupby(["method", "trait"])["r2"]
+    values = grouped.mean().unstack("trait")
+    spread = grouped.std(ddof=1).unstack("trait")
+    bold = pd.DataFrame(False, index=values.index, columns=values.columns)
+    note = (
+        "R^2 of a ridge probe from a subject's mean z_s to each BFI trait, fitted on seen "
+        "subjects and scored on unseen ones (0 = predicting their mean); mean ± standard "
+        "deviation over splits."
+    )
+    return Table("probe", f"BFI traits from z_s, {dataset}", note, values, spread, bold)
+
+
+def subject_map(path: str, dataset: str, out: str, per_panel: int = 10) -> None:
+    """PCA of split 0's DEPER z_s: seen (training) and unseen (test) subjects."""
+    frame = pd.read_parquet(path)
+    z = np.stack(frame["z"].to_numpy())
+    z = z / np.linalg.norm(z, axis=1, keepdims=True).clip(1e-12)
+    centred = z - z.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    xy = centred @ axes[:2].T
+    figure, panels = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+    for panel, (part, title) in zip(panels, (("train", "seen"), ("test", "unseen")), strict=True):
+        users = sorted(frame.loc[frame["part"] == part, "user"].unique())[:per_panel]
+        colours = plt.get_cmap("tab10")
+        for i, user in enumerate(users):
+            rows = (frame["user"] == user).to_numpy()
+            panel.scatter(*xy[rows].T, s=14, color=colours(i % 10), label=user, alpha=0.8)
+        panel.set_title(f"{title} subjects ({len(users)} shown)")
+        panel.set_xlabel("PC 1")
+        panel.set_ylabel("PC 2")
+        panel.legend(fontsize=7, ncol=2, loc="best")
+    figure.suptitle(f"DEPER subject embeddings z_s, {dataset}, split 0 (PCA of all samples)")
+    figure.savefig(ensure_parent(out), dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--metrics", nargs="+", required=True, help="encoders' metrics.json")
+    parser.add_argument("--handcrafted", nargs="*", default=[], help="handcrafted.json")
+    parser.add_argument("--embeddings", nargs="*", default=[], help="split 0 DEPER z_s")
+    parser.add_argument("--tidy", required=True, help="the tidy CSV across datasets")
+    parser.add_argument("--probe", help="the BFI probe's tidy CSV")
+    parser.add_argument("--tables", nargs="+", required=True, help="a folder per dataset")
+    parser.add_argument("--plots", nargs="*", default=[], help="a z_s map per dataset")
+    args = parser.parse_args(argv)
+    log = setup_logging()
+    reports = [json.loads(Path(p).read_text()) for p in args.metrics]
+    handcrafted = [json.loads(Path(p).read_text()) for p in args.handcrafted]
+    rows = identification_rows(reports + handcrafted)
+    rows.to_csv(ensure_parent(args.tidy), index=False)
+    probes = probe_rows(reports)
+    if args.probe:
+        probes.to_csv(ensure_parent(args.probe), index=False)
+    name = "identification" if handcrafted else "deper_ablations"
+    for folder in map(Path, args.tables):
+        dataset = folder.name
+        table = identification_table(rows, dataset, name)
+        table.write(folder)
+        log.info("\n%s", table.markdown())
+        if args.probe:
+            probe_table(probes, dataset).write(folder)
+    for path, out in zip(args.embeddings, args.plots, strict=True):
+        subject_map(path, Path(out).parent.parent.name, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

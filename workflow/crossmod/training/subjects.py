@@ -1,0 +1,351 @@
+"""``python -m crossmod.training.subjects``: train DEPER's subject encoder on one split.
+
+Subject-disjoint protocol (SPEC 10, issue "DEPER"): the split's training users are
+the seen subjects (the classifier's classes, the SupCon labels); its validation users
+choose the snapshot by their own few-shot identification; its test users are the
+unseen subjects, identified few-shot from the saved z_s and never seen in training.
+
+One job trains one encoder variant (DEPER itself, a baseline such as caption-only,
+or an ablation): the variant is only a change of settings. ``steps: 0`` is the
+untrained "random encoder" baseline. Outputs: the checkpoint, z_s of every sample
+(Parquet), and metrics.json with the few-shot identification of the unseen subjects
+per S, the BFI probe and the MLflow record (``crossmod.tracking.track`` logs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from crossmod.cli import ensure_parent, setup_logging
+from crossmod.evaluation.fewshot import draws_for, identification, identify, ridge_probe
+from crossmod.features.bfi import COLUMNS as BFI_COLUMNS
+from crossmod.features.bfi import TRAITS, trait_scores
+from crossmod.features.trajectories import MAX_STEPS
+from crossmod.methods.deper import (
+    DeperSettings,
+    SubjectMemoryBank,
+    supcon_with_bank,
+    trajectory_loss,
+)
+from crossmod.methods.deper_net import DeperConfig, DeperNetwork
+from crossmod.training.sampler import GroupBatchSampler
+
+log = logging.getLogger("crossmod.training.subjects")
+
+VALIDATION_SHOTS = 3
+"""S of the validation users' identification, which picks the snapshot."""
+VALIDATION_DRAWS = 5
+
+
+@dataclass
+class SubjectData:
+    """Every annotation's DEPER inputs (numpy, one row each), in feature-table order."""
+
+    annotation_id: np.ndarray
+    user: np.ndarray  # (N,) user names
+    part: np.ndarray  # (N,) train | val | test in this split
+    image: np.ndarray  # (n_images, 49, P) projected conv cells
+    map_row: np.ndarray  # (N,) row of ``image``
+    weights: np.ndarray  # (N, T, 49) cell weights of each trajectory step
+    positions: np.ndarray  # (N, T, 2)
+    valid: np.ndarray  # (N, T) bool
+    words: np.ndarray  # (N, L) int64, -1 padded
+    vocabulary: np.ndarray  # (V, d_w)
+    traits: np.ndarray  # (N, 5) BFI trait scores of the annotator
+
+
+def load_subject_data(
+    annotations_path: str, locals_path: str, trajectories_path: str, splits_path: str, split: int
+) -> SubjectData:
+    """Join the caches on annotation_id; any disagreement is an error naming the files."""
+    annotations = pd.read_parquet(annotations_path)
+    cache = np.load(locals_path)
+    walks = np.load(trajectories_path)
+    ids = annotations["annotation_id"].to_numpy(np.int64)
+    for path, other in ((locals_path, cache), (trajectories_path, walks)):
+        if not np.array_equal(other["annotation_id"], ids):
+            raise ValueError(f"{path} lists other annotations than {annotations_path}")
+    users = pd.read_csv(splits_path)
+    users = users[users["split"] == split]
+    if users.empty:
+        raise ValueError(f"{splits_path}: no split {split}")
+    part = annotations["user"].map(dict(zip(users["user"], users["part"], strict=True)))
+    if part.isna().any():
+        missing = sorted(annotations.loc[part.isna(), "user"].unique())[:5]
+        raise ValueError(f"{splits_path}: split {split} does not place user(s) {missing}")
+    answers = annotations[list(BFI_COLUMNS)].to_numpy(dtype=np.int64)
+    traits = np.array([[trait_scores(a)[t] for t in TRAITS] for a in answers.tolist()])
+    return SubjectData(
+        annotation_id=ids,
+        user=annotations["user"].to_numpy(str),
+        part=part.to_numpy(str),
+        image=cache["cells"].astype(np.float32),
+        map_row=walks["map_row"].astype(np.int64),
+        weights=walks["weights"].astype(np.float32),
+        positions=walks["positions"].astype(np.float32),
+        valid=walks["valid"].astype(bool),
+        words=cache["tokens"].astype(np.int64),
+        vocabulary=cache["vocabulary"].astype(np.float32),
+        traits=traits,
+    )
+
+
+class Batches:
+    """Tensors of the inputs, and the network's inputs for any set of rows."""
+
+    def __init__(self, data: SubjectData, device: str) -> None:
+        self.image = torch.from_numpy(data.image).to(device)
+        self.map_row = torch.from_numpy(data.map_row).to(device)
+        self.weights = torch.from_numpy(data.weights).to(device)
+        self.positions = torch.from_numpy(data.positions).to(device)
+        self.valid = torch.from_numpy(data.valid).to(device)
+        self.words = torch.from_numpy(data.words).to(device)
+
+    def inputs(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        image = self.image[self.map_row[rows]]
+        # A step's token: its bubble's cell weights times the image's cells.
+        trajectory = torch.bmm(self.weights[rows], image)
+        return {
+            "image": image,
+            "trajectory": trajectory,
+            "positions": self.positions[rows],
+            "valid": self.valid[rows],
+            "words": self.words[rows],
+        }
+
+
+def network_config(settings: DeperSettings) -> DeperConfig:
+    return DeperConfig(
+        dim=settings.dim,
+        heads=settings.heads,
+        layers=settings.layers,
+        dropout=settings.dropout,
+        max_steps=MAX_STEPS,
+        streams=settings.streams,
+        order_code=settings.order_code,
+    )
+
+
+@torch.no_grad()
+def embed(model: DeperNetwork, batches: Batches, rows: np.ndarray, size: int = 256) -> np.ndarray:
+    """z_s of the given samples (eval mode), (len(rows), D)."""
+    model.eval()
+    index = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(batches.image.device)
+    parts = [
+        model.encode(**batches.inputs(index[start : start + size])).cpu().numpy()
+        for start in range(0, len(index), size)
+    ]
+    return np.concatenate(parts).astype(np.float32)
+
+
+@dataclass
+class SubjectTraining:
+    model: DeperNetwork
+    best_step: int
+    stopped_early: bool
+    seconds: float
+    series: dict[str, list[tuple[int, float]]]
+
+
+def train_subjects(
+    data: SubjectData, settings: DeperSettings, split: int, device: str = "cpu"
+) -> SubjectTraining:
+    seed = np.random.SeedSequence([settings.seed, split, 0xDE9E2])
+    torch_seed, sampler_seed = seed.spawn(2)
+    torch.manual_seed(int(torch_seed.generate_state(1)[0]))
+    train_rows = np.flatnonzero(data.part == "train")
+    seen = np.unique(data.user[train_rows])
+    label_of = {u: i for i, u in enumerate(seen)}
+    labels = torch.tensor([label_of[u] for u in data.user[train_rows]], device=device)
+    model = DeperNetwork(
+        network_config(settings), data.image.shape[-1], torch.from_numpy(data.vocabulary), len(seen)
+    ).to(device)
+    batches = Batches(data, device)
+    start = time.perf_counter()
+    series: dict[str, list[tuple[int, float]]] = {}
+    if settings.steps == 0:
+        return SubjectTraining(model, 0, False, 0.0, series)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    codes = np.array([label_of[u] for u in data.user[train_rows]])
+    sampler = GroupBatchSampler(
+        {"user": codes},
+        ("user",),
+        settings.batch_subjects * settings.samples_per_subject,
+        settings.samples_per_subject,
+        np.random.default_rng(sampler_seed),
+    )
+    val_rows = np.flatnonzero(data.part == "val")
+    try:
+        val_draws = draws_for(
+            data.user[val_rows],
+            np.unique(data.user[val_rows]),
+            VALIDATION_SHOTS,
+            VALIDATION_DRAWS,
+            settings.seed,
+            split,
+        )
+    except ValueError as err:  # a tiny split: no snapshot choice, the last step is kept
+        log.warning("validation users cannot choose a snapshot (%s); keeping the last step", err)
+        val_draws = []
+    bank = SubjectMemoryBank(settings.bank_size)
+    train_index = torch.from_numpy(train_rows).to(device)
+    best, best_state, best_step, since_best, stopped_early = -1.0, None, 0, 0, False
+    window: dict[str, list[float]] = {}
+    for step in range(1, settings.steps + 1):
+        model.train()
+        picked = torch.from_numpy(sampler()).to(device)
+        inputs = batches.inputs(train_index[picked])
+        out = model(**inputs)
+        parts = {
+            "subject": torch.nn.functional.cross_entropy(out.logits, labels[picked]),
+            "trajectory": trajectory_loss(
+                out.positions, out.validity, inputs["positions"], inputs["valid"]
+            ),
+            "supcon": supcon_with_bank(bank, out.z, labels[picked], settings.temperature),
+        }
+        loss = (
+            settings.subject_weight * parts["subject"]
+            + settings.trajectory_weight * parts["trajectory"]
+            + settings.supcon_weight * parts["supcon"]
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        for name, value in {"loss": loss.detach(), **parts}.items():
+            window.setdefault(name, []).append(value.item())
+        if step % settings.eval_every == 0 or step == settings.steps:
+            for name, values in window.items():
+                series.setdefault(f"train_{name}", []).append((step, float(np.mean(values))))
+            window = {}
+            if not val_draws:
+                best_step, best_state = step, None  # the last step is the snapshot
+                continue
+            z = embed(model, batches, val_rows)
+            top1 = float(np.mean([(identify(z, d) < 1).mean() for d in val_draws]))
+            series.setdefault("val_top1", []).append((step, top1))
+            log.info("step %d loss %.4f val top-1 %.3f", step, series["train_loss"][-1][1], top1)
+            if top1 > best:
+                best, best_step, since_best = top1, step, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                since_best += 1
+                if since_best >= settings.patience:
+                    stopped_early = True
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return SubjectTraining(model, best_step, stopped_early, time.perf_counter() - start, series)
+
+
+def personality_probe(data: SubjectData, z: np.ndarray) -> dict[str, float]:
+    """R^2 of each BFI trait from a subject's mean z (seen subjects fit, unseen scored)."""
+
+    def per_subject(part: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(data.part == part)
+        frame = pd.DataFrame(z[rows]).groupby(data.user[rows]).mean()
+        traits = pd.DataFrame(data.traits[rows]).groupby(data.user[rows]).first()
+        return frame.to_numpy(), traits.loc[frame.index].to_numpy()
+
+    r2 = ridge_probe(*per_subject("train"), *per_subject("test"))
+    scores = {f"r2_{t}": float(v) for t, v in zip(TRAITS, r2, strict=True)}
+    return scores | {"r2_mean": float(np.nanmean(r2))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--annotations", required=True, help="data/annotations.parquet")
+    parser.add_argument("--locals", required=True, help="features/locals.npz")
+    parser.add_argument("--trajectories", required=True, help="features/trajectories.npz")
+    parser.add_argument("--splits", required=True, help="splits/users.csv")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--split", type=int, required=True)
+    parser.add_argument("--variant", required=True, help="DEPER, or a baseline/ablation name")
+    parser.add_argument("--settings", required=True, help="the deper section (JSON)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--embeddings", required=True, help="subjects.parquet to write")
+    parser.add_argument("--metrics", required=True)
+    args = parser.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    settings = DeperSettings.from_json(args.settings)
+    try:
+        data = load_subject_data(
+            args.annotations, args.locals, args.trajectories, args.splits, args.split
+        )
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    result = train_subjects(data, settings, args.split)
+    z = embed(result.model, Batches(data, "cpu"), np.arange(len(data.user)))
+    test = data.part == "test"
+    rows = identification(
+        z[test],
+        data.user[test],
+        np.unique(data.user[test]),
+        tuple(settings.shots),
+        settings.draws,
+        settings.seed,
+        args.split,
+    )
+    probe = personality_probe(data, z)
+    for row in rows:
+        log.info(
+            "unseen, S=%d: top-1 %.3f top-5 %.3f (chance %.3f)",
+            *(row[k] for k in ("shots", "top1", "top5", "chance_top1")),
+        )
+    log.info("BFI probe R^2: %s", probe)
+
+    torch.save(
+        {"settings": asdict(settings), "state_dict": result.model.state_dict()},
+        ensure_parent(args.checkpoint),
+    )
+    frame = pd.DataFrame(
+        {"annotation_id": data.annotation_id, "user": data.user, "part": data.part}
+    )
+    frame["z"] = list(z)
+    frame.to_parquet(ensure_parent(args.embeddings), index=False)
+    network = "deper" if args.variant == "deper" else f"deper_{args.variant}"
+    tags = {
+        "dataset": args.dataset,
+        "split": str(args.split),
+        "method": "DEPER",
+        "variant": args.variant,
+        "network": network,
+    }
+    final = {f"test_S{r['shots']}_{k}": r[k] for r in rows for k in ("top1", "top5")}
+    final |= probe | {"best_step": result.best_step, "train_seconds": result.seconds}
+    report = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "network": network,
+        "variant": args.variant,
+        "identification": rows,
+        "probe": probe,
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.seconds,
+        "run": {
+            "params": {f"deper.{k}": v for k, v in asdict(settings).items()}
+            | tags
+            | {"threads": args.threads},
+            "tags": tags,
+            "series": result.series,
+            "final": final,
+        },
+    }
+    ensure_parent(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
