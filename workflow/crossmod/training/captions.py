@@ -80,6 +80,11 @@ class CaptionData:
 def load_caption_data(annotations_path: str, locals_path: str, subjects_path: str) -> CaptionData:
     annotations = pd.read_parquet(annotations_path)
     cache = np.load(locals_path)
+    if "words" not in cache.files:
+        raise ValueError(
+            f"{locals_path} predates the caption decoder (no 'words'); rebuild it with "
+            "`snakemake --forcerun local_features`"
+        )
     subjects = pd.read_parquet(subjects_path)
     ids = annotations["annotation_id"].to_numpy(np.int64)
     for path, other in (
