@@ -279,7 +279,6 @@ def all_outputs():
             f"results/{name}/plots/{plot}.png"
             for plot in ("top3", "weights", "style_map")
         )
-        files.append(f"results/{name}/plots/subjects.png")
         files.extend(
             expand(
                 "results/{name}/split{split}/subjects/runs.json",
@@ -288,5 +287,5 @@ def all_outputs():
             )
         )
     files += ["results/metrics.csv", "results/weights.csv", "results/identity.csv"]
-    files += ["results/subjects.csv", "results/captions.csv"]
+    files += ["results/subjects", "results/captions"]
     return files

@@ -99,8 +99,13 @@ rule subject_tables:
     output:
         tidy="results/subjects.csv",
         probe="results/subjects_probe.csv",
-        tables=directory(expand("results/subjects/{dataset}", dataset=RUN)),
-        plots=expand("results/{dataset}/plots/subjects.png", dataset=RUN),
+        tables=report(
+            directory("results/subjects"),
+            patterns=["{dataset}/{name}.html", "{dataset}/{name}.png"],
+            caption="../workflow/report/subjects.rst",
+            category="DEPER",
+            subcategory="identification",
+        ),
     log:
         "results/logs/subject_tables.log",
     conda:
@@ -108,8 +113,7 @@ rule subject_tables:
     shell:
         "python -m crossmod.reporting.subjects --metrics {input.metrics}"
         " --handcrafted {input.handcrafted} --embeddings {input.embeddings}"
-        " --tidy {output.tidy} --probe {output.probe} --tables {output.tables}"
-        " --plots {output.plots} 2> {log}"
+        " --tidy {output.tidy} --probe {output.probe} --out {output.tables} 2> {log}"
 
 
 rule deper_ablation_tables:
@@ -117,14 +121,20 @@ rule deper_ablation_tables:
         metrics=subject_metrics(["deper", *DEPER_ABLATIONS]),
     output:
         tidy="results/deper_ablations.csv",
-        tables=directory(expand("results/deper_ablations/{dataset}", dataset=RUN)),
+        tables=report(
+            directory("results/deper_ablations"),
+            patterns=["{dataset}/{name}.html"],
+            caption="../workflow/report/deper_ablations.rst",
+            category="DEPER",
+            subcategory="ablations",
+        ),
     log:
         "results/logs/deper_ablation_tables.log",
     conda:
         CONDA_ENV
     shell:
         "python -m crossmod.reporting.subjects --metrics {input.metrics}"
-        " --tidy {output.tidy} --tables {output.tables} 2> {log}"
+        " --tidy {output.tidy} --out {output.tables} 2> {log}"
 
 
 rule train_captions:
@@ -172,7 +182,13 @@ rule caption_tables:
     output:
         tidy="results/captions.csv",
         tests="results/captions_tests.csv",
-        tables=directory(expand("results/captions/{dataset}", dataset=RUN)),
+        tables=report(
+            directory("results/captions"),
+            patterns=["{dataset}/{name}.html"],
+            caption="../workflow/report/captions.rst",
+            category="DEPER",
+            subcategory="captions",
+        ),
     log:
         "results/logs/caption_tables.log",
     conda:
@@ -182,4 +198,4 @@ rule caption_tables:
     shell:
         "python -m crossmod.reporting.captions --generated {input.generated}"
         " --metrics {input.metrics} --seed {params.seed} --tidy {output.tidy}"
-        " --tests {output.tests} --tables {output.tables} 2> {log}"
+        " --tests {output.tests} --out {output.tables} 2> {log}"

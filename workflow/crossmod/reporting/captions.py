@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True, help="the bootstrap's seed")
     parser.add_argument("--tidy", required=True)
     parser.add_argument("--tests", required=True)
-    parser.add_argument("--tables", nargs="+", required=True, help="a folder per dataset")
+    parser.add_argument("--out", required=True, help="a folder per dataset goes here")
     args = parser.parse_args(argv)
     log = setup_logging()
     items, reports = load(args.generated, args.metrics)
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     tidy.to_csv(ensure_parent(args.tidy), index=False)
     tests = test_rows(items, reports[0]["metrics"], args.seed)
     tests.to_csv(ensure_parent(args.tests), index=False)
-    for folder in map(Path, args.tables):
-        dataset = folder.name
+    for dataset in sorted(items["dataset"].unique()):
+        folder = Path(args.out) / dataset
         table = caption_table(tidy, dataset)
         table.write(folder)
         tests_table(tests, dataset).write(folder)

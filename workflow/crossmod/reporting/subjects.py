@@ -6,7 +6,7 @@ top1, top5, chance, n_queries: per split, averaged over the draws), a table per
 dataset (rows: methods; columns: top-1 and top-5 per S; mean over splits ± the
 half-width of the 95% Student-t interval over splits, with chance as its own row),
 the BFI probe per trait, and a PCA map of z_s coloured by subject (seen and unseen
-panels, as the paper's Figure 4).
+panels, as the paper's Figure 4), all under one folder with a subfolder per dataset.
 """
 
 from __future__ import annotations
@@ -144,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embeddings", nargs="*", default=[], help="split 0 DEPER z_s")
     parser.add_argument("--tidy", required=True, help="the tidy CSV across datasets")
     parser.add_argument("--probe", help="the BFI probe's tidy CSV")
-    parser.add_argument("--tables", nargs="+", required=True, help="a folder per dataset")
-    parser.add_argument("--plots", nargs="*", default=[], help="a z_s map per dataset")
+    parser.add_argument("--out", required=True, help="a folder per dataset goes here")
     args = parser.parse_args(argv)
     log = setup_logging()
     reports = [json.loads(Path(p).read_text()) for p in args.metrics]
@@ -156,15 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.probe:
         probes.to_csv(ensure_parent(args.probe), index=False)
     name = "identification" if handcrafted else "deper_ablations"
-    for folder in map(Path, args.tables):
-        dataset = folder.name
+    for dataset in sorted(rows["dataset"].unique()):
+        folder = Path(args.out) / dataset
         table = identification_table(rows, dataset, name)
         table.write(folder)
         log.info("\n%s", table.markdown())
         if args.probe:
             probe_table(probes, dataset).write(folder)
-    for path, out in zip(args.embeddings, args.plots, strict=True):
-        subject_map(path, Path(out).parent.parent.name, out)
+    for path in args.embeddings:  # results/{dataset}/split0/subjects/deper/subjects.parquet
+        dataset = Path(path).parts[-5]
+        subject_map(path, dataset, str(Path(args.out) / dataset / "z_map.png"))
     return 0
 
 
