@@ -25,14 +25,16 @@ run: setup
 	@echo
 	@echo "Tables:    results/tables/<dataset>/  (CSV, Markdown, LaTeX, HTML)"
 	@echo "Tidy data: results/metrics.csv  results/weights.csv  results/identity.csv"
+	@echo "DEPER:     results/subjects.csv  results/captions.csv  results/subjects/  results/captions/"
 	@echo "Report:    results/report.html"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/results/mlflow.db}"
 
-# PVSE's ablations and the polysemy sweep (not part of the default run), then a report
-# that includes them beside the default run's results.
+# PVSE's ablations and polysemy sweep, DEPER's ablations (not part of the default run),
+# then a report that includes them beside the default run's results.
+STUDIES = all pvse_ablations pvse_polysemy deper_ablations
 studies: setup
-	$(BIN)/snakemake --cores $(CORES) all pvse_ablations pvse_polysemy
-	$(BIN)/snakemake --report results/report.html all pvse_ablations pvse_polysemy
+	$(BIN)/snakemake --cores $(CORES) $(STUDIES)
+	$(BIN)/snakemake --report results/report.html $(STUDIES)
 
 # Lint first (ruff, snakemake --lint, snakefmt): quick, and a red lint is a red test run.
 test: setup lint

@@ -173,6 +173,39 @@ def bench_methods(steps: int, repeats: int, networks: tuple[str, ...]) -> dict:
     }
 
 
+def bench_deper(steps: int, repeats: int, dims: tuple[int, ...]) -> dict:
+    """DEPER training samples per second (split 0 of synthetic-coco, 1 thread), per D.
+
+    Whole training steps as the job runs them (batch sampling, token building, encoder,
+    decoder, the three losses, AdamW), validation left out; median over ``repeats``.
+    """
+    from crossmod.methods.deper import DeperSettings
+    from crossmod.training.subjects import load_subject_data, train_subjects
+
+    root = Path("results/synthetic-coco")
+    paths = [
+        root / "data/annotations.parquet",
+        root / "features/locals.npz",
+        root / "features/trajectories.npz",
+        root / "splits/users.csv",
+    ]
+    if not all(p.exists() for p in paths):
+        raise SystemExit("the DEPER bench needs the default run's features: run `make run` first")
+    data = load_subject_data(*map(str, paths), split=0)
+    rates: dict[int, list[float]] = {d: [] for d in dims}
+    for _ in range(repeats):
+        for dim in dims:
+            settings = DeperSettings.from_config(dim=dim, steps=steps, eval_every=10 * steps)
+            result = train_subjects(data, settings, split=0, validate=False)
+            batch = settings.batch_subjects * settings.samples_per_subject
+            rates[dim].append(steps * batch / result.seconds)
+    return {
+        "steps": steps,
+        "repeats": repeats,
+        "samples_per_s": {str(d): float(np.median(r)) for d, r in rates.items()},
+    }
+
+
 def default_run_training() -> dict | None:
     """Wall and CPU seconds of every training job of the last default run."""
     import pandas as pd
@@ -235,6 +268,10 @@ def main() -> int:
     print(f"network-steps per second, {m['steps']} steps, 1 thread, median of {m['repeats']}:")
     for name, rate in m["steps_per_s"].items():
         print(f"  {name:12s} {rate:7.1f} steps/s")
+    report["deper"] = dp = bench_deper(args.method_steps, args.repeats, (64, 128))
+    print(f"DEPER training, {dp['steps']} steps, 1 thread, median of {dp['repeats']}:")
+    for dim, rate in dp["samples_per_s"].items():
+        print(f"  D = {dim:4s} {rate:7.1f} samples/s")
     report["default_run"] = d = default_run_training()
     if d:
         print(

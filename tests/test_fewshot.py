@@ -99,3 +99,24 @@ def test_radius_is_read_back_from_a_map_of_discs():
         hm[(xx - x) ** 2 + (yy - y) ** 2 <= 9.0**2] = 1.0
     assert estimate_radius(hm, centres) == pytest.approx(9.0, abs=1.0)
     assert estimate_radius(hm, np.zeros((0, 2))) == 0.0
+
+
+def test_identification_table_by_hand():
+    import pandas as pd
+
+    from crossmod.reporting.subjects import identification_table
+
+    fixed = {"dataset": "d", "shots": 1, "top5": 1.0, "chance": 0.25, "chance_top5": 1.0}
+    rows = pd.DataFrame(
+        [
+            fixed | {"split": s, "method": m, "top1": v, "n_queries": 10}
+            for m, values in (("DEPER", (0.5, 0.7)), ("handcrafted", (0.3, 0.3)))
+            for s, v in enumerate(values)
+        ]
+    )
+    table = identification_table(rows, "d", "identification")
+    assert table.values.loc["DEPER", "S=1 top-1"] == pytest.approx(0.6)
+    half = stats.t.ppf(0.975, 1) * np.std([0.5, 0.7], ddof=1) / np.sqrt(2)
+    assert table.spread.loc["DEPER", "S=1 top-1"] == pytest.approx(half)
+    assert table.values.loc["chance", "S=1 top-1"] == 0.25
+    assert table.bold.loc["DEPER", "S=1 top-1"] and not table.bold.loc["chance"].any()

@@ -248,6 +248,8 @@ def caption_test(
     }
     references = data.caption[queries].tolist()
     meteor = settings.meteor and java_available()
+    if settings.meteor and not meteor:
+        log.info("no Java runtime runs here: METEOR is not scored (the other metrics are)")
     frames, cls = [], {}
     for condition in CONDITIONS:
         generated = generate(model, data, queries, conditioning[condition], settings.beam)

@@ -156,8 +156,13 @@ class SubjectTraining:
 
 
 def train_subjects(
-    data: SubjectData, settings: DeperSettings, split: int, device: str = "cpu"
+    data: SubjectData,
+    settings: DeperSettings,
+    split: int,
+    device: str = "cpu",
+    validate: bool = True,
 ) -> SubjectTraining:
+    """Train on the seen subjects; ``validate=False`` (benchmarks) keeps the last step."""
     seed = np.random.SeedSequence([settings.seed, split, 0xDE9E2])
     torch_seed, sampler_seed = seed.spawn(2)
     torch.manual_seed(int(torch_seed.generate_state(1)[0]))
@@ -196,6 +201,8 @@ def train_subjects(
         )
     except ValueError as err:  # a tiny split: no snapshot choice, the last step is kept
         log.warning("validation users cannot choose a snapshot (%s); keeping the last step", err)
+        val_draws = []
+    if not validate:
         val_draws = []
     bank = SubjectMemoryBank(settings.bank_size)
     train_index = torch.from_numpy(train_rows).to(device)
