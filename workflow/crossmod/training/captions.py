@@ -160,7 +160,8 @@ def train_captioner(
         layers=settings.layers,
         heads=settings.heads,
         dropout=settings.dropout,
-        max_length=settings.max_length,
+        # Positions for the longest training caption; generation stops at max_length.
+        max_length=max(settings.max_length, data.words.shape[1]),
     )
     model = CaptionDecoder(
         config, torch.from_numpy(data.vocabulary), data.cells.shape[-1], data.z.shape[1]
@@ -219,14 +220,19 @@ def conditioned_on(condition: str, user: str, other_of: dict[str, str]) -> str:
 
 @torch.no_grad()
 def generate(
-    model: CaptionDecoder, data: CaptionData, rows: np.ndarray, subject: np.ndarray, beam: int
+    model: CaptionDecoder,
+    data: CaptionData,
+    rows: np.ndarray,
+    subject: np.ndarray,
+    beam: int,
+    max_length: int,
 ) -> list[str]:
     captions = []
     for start in range(0, len(rows), 128):
         chunk = slice(start, start + 128)
         image = torch.from_numpy(data.cells[data.map_row[rows[chunk]]])
         z = torch.from_numpy(subject[chunk].astype(np.float32))
-        for ids in model.generate(image, z, beam=beam):
+        for ids in model.generate(image, z, beam=beam, max_length=max_length):
             captions.append(" ".join(data.vocabulary_words[ids]))
     return captions
 
@@ -252,7 +258,9 @@ def caption_test(
         log.info("no Java runtime runs here: METEOR is not scored (the other metrics are)")
     frames, cls = [], {}
     for condition in CONDITIONS:
-        generated = generate(model, data, queries, conditioning[condition], settings.beam)
+        generated = generate(
+            model, data, queries, conditioning[condition], settings.beam, settings.max_length
+        )
         scores = caption_metrics(references, generated, meteor=meteor)
         frame = pd.DataFrame(
             {
