@@ -76,14 +76,20 @@ def token_ids(
     return ids, vocabulary.reshape(len(words), vectors.dim), np.array(words, dtype=str)
 
 
-def local_features(
-    annotations: pd.DataFrame, maps: np.ndarray, images: pd.DataFrame, settings: FeatureSettings
-) -> dict[str, np.ndarray]:
+def map_rows(annotations: pd.DataFrame, images: pd.DataFrame) -> pd.Series:
+    """Each annotation's row in the CNN job's map array (images.parquet's ``map_row``)."""
     lookup = dict(zip(images["image"], images["map_row"], strict=True))
     map_row = annotations["image"].map(lookup)
     if map_row.isna().any():
         missing = sorted(annotations.loc[map_row.isna(), "image"].unique())[:5]
         raise ValueError(f"no conv map for image(s) {missing}")
+    return map_row
+
+
+def local_features(
+    annotations: pd.DataFrame, maps: np.ndarray, images: pd.DataFrame, settings: FeatureSettings
+) -> dict[str, np.ndarray]:
+    map_row = map_rows(annotations, images)
     grid_h, grid_w = maps.shape[2:]
     grids = np.stack(
         [resize_map(load_map(path)[0], grid_h, grid_w) for path in annotations["map_path"]]

@@ -46,6 +46,7 @@ from scipy.ndimage import distance_transform_edt
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.data.release import load_map
 from crossmod.features.gaze import bubble_centres
+from crossmod.features.locals import map_rows
 
 log = logging.getLogger("crossmod.features.trajectories")
 
@@ -329,11 +330,7 @@ def trajectory_table(
     annotations: pd.DataFrame, images: pd.DataFrame, grid: tuple[int, int]
 ) -> dict[str, np.ndarray]:
     """Every annotation's trajectory, stacked in the order of ``annotations``."""
-    lookup = dict(zip(images["image"], images["map_row"], strict=True))
-    map_row = annotations["image"].map(lookup)
-    if map_row.isna().any():
-        missing = sorted(annotations.loc[map_row.isna(), "image"].unique())[:5]
-        raise ValueError(f"no conv map for image(s) {missing}")
+    map_row = map_rows(annotations, images)
     steps = []
     for path in annotations["map_path"]:
         hm, clicks = load_map(path)
