@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from crossmod.settings import defaults
 
 pytestmark = pytest.mark.slurm
 BIN = Path(sys.executable).parent
@@ -322,7 +323,9 @@ def test_workflow_on_slurm_with_an_mlflow_server(cluster, mlflow_server, tmp_pat
     client = MlflowClient(tracking_uri=mlflow_server)
     experiment = client.get_experiment_by_name("tiny-slurm")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    assert len(runs) == 2 * len(NETWORKS) + 2 * 2 + 1
+    # ... and DEPER's encoders (DEPER and its baselines) and captioner, per split.
+    deper = 1 + len(defaults("deper")["baselines"]) + 1
+    assert len(runs) == 2 * len(NETWORKS) + 2 * 2 + 1 + 2 * deper
     assert {r.info.status for r in runs} == {"FINISHED"}
     network_run = next(r for r in runs if r.data.tags.get("network") == "content_tg")
     assert "model.pt" in {a.path for a in client.list_artifacts(network_run.info.run_id)}
@@ -333,7 +336,7 @@ def test_workflow_on_slurm_with_an_mlflow_server(cluster, mlflow_server, tmp_pat
     local_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     result = _snakemake(local, config, local_env, "--cores", "2")
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    for name in ("metrics.csv", "weights.csv", "identity.csv"):
+    for name in ("metrics.csv", "weights.csv", "identity.csv", "subjects.csv", "captions.csv"):
         pd.testing.assert_frame_equal(
             pd.read_csv(on_slurm / "results" / name), pd.read_csv(local / "results" / name)
         )
