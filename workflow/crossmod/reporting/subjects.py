@@ -96,7 +96,8 @@ def identification_table(rows: pd.DataFrame, dataset: str, name: str) -> Table:
         f"{n_splits} user splits ± half-width of the 95% t-interval over splits; each "
         f"split averages the same {draws} for every method. Best per column in bold."
     )
-    return Table(name, f"Identification of unseen subjects, {dataset}", note, values, spread, bold)
+    title = "DEPER ablations" if name == "deper_ablations" else "Identification of unseen subjects"
+    return Table(name, f"{title}, {dataset}", note, values, spread, bold)
 
 
 def probe_table(rows: pd.DataFrame, dataset: str) -> Table:
