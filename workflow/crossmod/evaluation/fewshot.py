@@ -19,10 +19,13 @@ interval is Student's t over the per-split means (draws averaged within a split)
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+
+log = logging.getLogger("crossmod.evaluation.fewshot")
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -91,6 +94,22 @@ def draws_for(
     """The draws every method of a split is scored on (seeded by seed, split and S)."""
     rng = np.random.default_rng([seed, split, shots])
     return [draw_supports(labels, candidates, shots, rng) for _ in range(draws)]
+
+
+def validation_draws(
+    labels: np.ndarray, shots: int, draws: int, seed: int, split: int
+) -> list[Draw]:
+    """The draws on which validation subjects choose a snapshot; none where they cannot.
+
+    A tiny split can have fewer than two validation subjects with more than S samples;
+    then there is nothing to choose by, the training keeps its last step, and the log
+    says so (never an error: the test subjects are still scored).
+    """
+    try:
+        return draws_for(labels, np.unique(labels), shots, draws, seed, split)
+    except ValueError as err:
+        log.warning("validation users cannot choose a snapshot (%s); keeping the last step", err)
+        return []
 
 
 def identification(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from crossmod.methods import linear
 from crossmod.methods.content import subset_networks
-from crossmod.methods.registry import Method
+from crossmod.methods.registry import Method, pair_networks
 from crossmod.methods.terms import Term
 
 
@@ -24,7 +24,7 @@ METHOD = Method(
     label="BASE",
     order=1,
     colour="#ff7f0e",
-    networks=linear.pair_networks("base", terms, subset_networks("base", terms)),
+    networks=pair_networks("base", terms, subset_networks("base", terms)),
     build=linear.build,
     loss=linear.triplet_loss,
     similarity=linear.negative_squared_distance,

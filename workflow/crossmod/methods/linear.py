@@ -8,38 +8,15 @@ so the methods that use them stay importable while Snakemake parses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from crossmod.methods.registry import PAIRS, RETRIEVAL_MODALITIES, NetworkSpec
-from crossmod.methods.terms import Term
+from crossmod.methods.registry import NetworkSpec
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
     from crossmod.training.loop import TrainSettings
-
-
-def pair_networks(
-    method: str,
-    terms: Callable[[str, str], list[Term]],
-    extra: Iterable[NetworkSpec] = (),
-) -> tuple[NetworkSpec, ...]:
-    """``{method}_{pair}`` per pair, then ``extra``, then ``joint_{method}`` on every pair.
-
-    The joint network's loss is the sum of every pair's terms, a term shared by two pairs
-    (such as STYLE's gaze->gaze) counted once.
-    """
-    per_task = [
-        NetworkSpec(f"{method}_{pair}", method, "per-task", (x, y), pair, tuple(terms(x, y)))
-        for pair, (x, y) in PAIRS.items()
-    ]
-    joint_terms = tuple(dict.fromkeys(t for x, y in PAIRS.values() for t in terms(x, y)))
-    joint = NetworkSpec(
-        f"joint_{method}", method, "joint", RETRIEVAL_MODALITIES, "all", joint_terms
-    )
-    return (*per_task, *extra, joint)
 
 
 def build(spec: NetworkSpec, data, settings: TrainSettings, method_settings=None, **options):

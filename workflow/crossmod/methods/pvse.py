@@ -42,7 +42,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crossmod.methods.registry import PAIRS, RETRIEVAL_MODALITIES, Method, NetworkSpec
+from crossmod.methods.registry import (
+    Method,
+    NetworkSpec,
+    pair_networks,
+)
 from crossmod.settings import Settings
 
 if TYPE_CHECKING:
@@ -335,13 +339,7 @@ METHOD = Method(
     label="PVSE",
     order=5,
     colour="#8c564b",
-    networks=(
-        *(
-            NetworkSpec(f"pvse_{pair}", "pvse", "per-task", (x, y), pair)
-            for pair, (x, y) in PAIRS.items()
-        ),
-        NetworkSpec("joint_pvse", "pvse", "joint", RETRIEVAL_MODALITIES, "all"),
-    ),
+    networks=pair_networks("pvse"),
     build=build,
     loss=loss,
     similarity=similarity,

@@ -96,6 +96,33 @@ class NetworkSpec:
         return self.method + ("_sub" if self.content_subset else "")
 
 
+def pair_networks(
+    method: str,
+    terms: Callable[[str, str], list[Term]] | None = None,
+    extra: tuple[NetworkSpec, ...] = (),
+) -> tuple[NetworkSpec, ...]:
+    """``{method}_{pair}`` per retrieval pair, then ``extra``, then ``joint_{method}``.
+
+    The networks every retrieval method trains. ``terms`` gives a pair's triplet terms
+    (methods trained by the triplet engine); the joint network's are the sum of every
+    pair's, a term shared by two pairs (such as STYLE's gaze->gaze) counted once. A
+    method with its own loss (VEIT, PVSE) passes no terms.
+    """
+
+    def pair_terms(x: str, y: str) -> tuple[Term, ...]:
+        return tuple(terms(x, y)) if terms else ()
+
+    per_task = [
+        NetworkSpec(f"{method}_{pair}", method, "per-task", (x, y), pair, pair_terms(x, y))
+        for pair, (x, y) in PAIRS.items()
+    ]
+    joint_terms = tuple(dict.fromkeys(t for x, y in PAIRS.values() for t in pair_terms(x, y)))
+    joint = NetworkSpec(
+        f"joint_{method}", method, "joint", RETRIEVAL_MODALITIES, "all", joint_terms
+    )
+    return (*per_task, *extra, joint)
+
+
 @dataclass(frozen=True)
 class Method:
     """What a method declares about itself (see the module docstring)."""

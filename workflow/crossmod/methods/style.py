@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from crossmod.methods import linear
 from crossmod.methods.content import subset_networks
-from crossmod.methods.registry import Method
+from crossmod.methods.registry import Method, pair_networks
 from crossmod.methods.terms import Term
 
 
@@ -22,7 +22,7 @@ METHOD = Method(
     label="STYLE",
     order=3,
     colour="#d62728",
-    networks=linear.pair_networks("style", terms, subset_networks("style", terms)),
+    networks=pair_networks("style", terms, subset_networks("style", terms)),
     build=linear.build,
     loss=linear.triplet_loss,
     similarity=linear.negative_squared_distance,

@@ -15,7 +15,11 @@ from itertools import combinations
 from typing import TYPE_CHECKING
 
 from crossmod.methods import linear
-from crossmod.methods.registry import PAIRS, RETRIEVAL_MODALITIES, Method, NetworkSpec
+from crossmod.methods.registry import (
+    Method,
+    NetworkSpec,
+    pair_networks,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,13 +74,7 @@ METHOD = Method(
     label="VEIT",
     order=0,
     colour="#1f77b4",
-    networks=(
-        *(
-            NetworkSpec(f"veit_{pair}", "veit", "per-task", (x, y), pair)
-            for pair, (x, y) in PAIRS.items()
-        ),
-        NetworkSpec("joint_veit", "veit", "joint", RETRIEVAL_MODALITIES, "all"),
-    ),
+    networks=pair_networks("veit"),
     build=build,
     loss=loss,
     similarity=similarity,

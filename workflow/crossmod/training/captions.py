@@ -31,9 +31,10 @@ import torch
 
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.evaluation.captions import METRICS, caption_metrics, cls_scores, java_available
-from crossmod.evaluation.fewshot import draws_for, normalise
+from crossmod.evaluation.fewshot import draws_for, normalise, validation_draws
 from crossmod.methods.captioner import CaptionDecoder, CaptionerConfig, caption_loss
 from crossmod.settings import Settings
+from crossmod.training.snapshots import BestSnapshot, LossCurves
 
 log = logging.getLogger("crossmod.training.captions")
 
@@ -114,13 +115,22 @@ def subject_means(data: CaptionData, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def few_shot(
-    data: CaptionData, part: str, settings: CaptionSettings, split: int
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Few-shot z_s of a part's subjects (first draw) and the rows that are queries."""
+    data: CaptionData, part: str, settings: CaptionSettings, split: int, validation: bool = False
+) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """Few-shot z_s of a part's subjects (first draw) and the rows that are queries.
+
+    ``validation``: None where the part's subjects cannot be drawn (a tiny split), so
+    that training keeps its last step; for the test part that is an error.
+    """
     rows = np.flatnonzero(data.part == part)
-    draw = draws_for(
-        data.user[rows], np.unique(data.user[rows]), settings.shots, 1, settings.seed, split
-    )[0]
+    labels = data.user[rows]
+    if validation:
+        draws = validation_draws(labels, settings.shots, 1, settings.seed, split)
+    else:
+        draws = draws_for(labels, np.unique(labels), settings.shots, 1, settings.seed, split)
+    if not draws:
+        return None
+    draw = draws[0]
     z = {
         subject: data.z[rows[support]].mean(axis=0)
         for subject, support in zip(draw.subjects, draw.support, strict=True)
@@ -170,15 +180,14 @@ def train_captioner(
     train_rows = np.flatnonzero(data.part == "train")
     seen = subject_means(data, train_rows)
     train_z = np.stack([seen[u] for u in data.user[train_rows]])
-    try:
-        val_z, val_rows = few_shot(data, "val", settings, split)
+    validation = few_shot(data, "val", settings, split, validation=True)
+    if validation is not None:
+        val_z, val_rows = validation
         val_subject = np.stack([val_z[u] for u in data.user[val_rows]])
-    except ValueError as err:  # a tiny split: the last step is kept
-        log.warning("validation users cannot choose a snapshot (%s); keeping the last step", err)
-        val_rows, val_subject = np.zeros(0, dtype=np.int64), None
-    series: dict[str, list[tuple[int, float]]] = {}
-    best, best_state, best_step, since, window = np.inf, None, 0, 0, []
-    start = time.perf_counter()
+    snapshot = BestSnapshot(settings.patience)
+    curves = LossCurves(prefix="train_")
+    val_series: list[tuple[int, float]] = []
+    start, step = time.perf_counter(), 0
     for step in range(1, settings.steps + 1):
         model.train()
         picked = rng.choice(
@@ -189,28 +198,19 @@ def train_captioner(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        window.append(loss.item())
+        curves.add({"loss": loss})
         if step % settings.eval_every == 0 or step == settings.steps:
-            series.setdefault("train_loss", []).append((step, float(np.mean(window))))
-            window = []
-            if val_subject is None:
-                best_step, best_state = step, None
+            curves.flush(step)
+            if validation is None:  # nothing to choose by: the last step is kept
                 continue
             val = validation_loss(model, data, val_rows, val_subject)
-            series.setdefault("val_loss", []).append((step, val))
-            log.info(
-                "step %d train loss %.3f val loss %.3f", step, series["train_loss"][-1][1], val
-            )
-            if val < best:
-                best, best_step, since = val, step, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                since += 1
-                if since >= settings.patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model, series, best_step, time.perf_counter() - start
+            val_series.append((step, val))
+            log.info("step %d val loss %.3f", step, val)
+            if snapshot.offer(model, step, -val):
+                break
+    snapshot.restore(model, step)
+    series = curves.series | ({"val_loss": val_series} if val_series else {})
+    return model, series, snapshot.best_step, time.perf_counter() - start
 
 
 def conditioned_on(condition: str, user: str, other_of: dict[str, str]) -> str:

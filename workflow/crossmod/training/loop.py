@@ -24,6 +24,7 @@ from crossmod.methods.registry import NetworkSpec, registry
 from crossmod.settings import Settings
 from crossmod.training.data import SplitData
 from crossmod.training.sampler import GroupBatchSampler
+from crossmod.training.snapshots import BestSnapshot, LossCurves
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,10 @@ def train_network(
     train_keys = {k: torch.from_numpy(v[rows]).to(device) for k, v in data.keys.items()}
 
     start = time.perf_counter()
-    best_key, best_state, best_step = None, None, 0
-    since_best, stopped_early, step = 0, False, 0
-    window: dict[str, list[float]] = {}
-    loss_series: dict[str, list[tuple[int, float]]] = {}
+    snapshot = BestSnapshot(settings.patience)
+    curves = LossCurves()
     val_series: list[tuple[int, dict]] = []
+    step = 0
     for step in range(1, settings.steps + 1):
         model.train()
         batch = torch.from_numpy(sampler()).to(device)
@@ -139,26 +139,18 @@ def train_network(
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        for name, value in parts.items():
-            window.setdefault(name, []).append(float(value.detach()))
+        curves.add(parts)
         if step % settings.eval_every == 0 or step == settings.steps:
-            for name, values in window.items():
-                loss_series.setdefault(name, []).append((step, float(np.mean(values))))
-            window = {}
+            curves.flush(step)
             model.eval()
             val = evaluate(model, spec, data, "val")
             val_series.append((step, val))
-            key = selection_key(val)
-            if best_key is None or key > best_key:
-                best_key, best_step, since_best = key, step, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                since_best += 1
-                if settings.patience and since_best >= settings.patience:
-                    stopped_early = True
-                    break
-    assert best_state is not None
-    model.load_state_dict(best_state)
+            if snapshot.offer(model, step, selection_key(val)):
+                break
+    assert snapshot.state is not None
+    snapshot.restore(model, step)
     model.eval()
     seconds = time.perf_counter() - start
-    return TrainResult(model, best_step, step, stopped_early, loss_series, val_series, seconds)
+    return TrainResult(
+        model, snapshot.best_step, step, snapshot.stopped_early, curves.series, val_series, seconds
+    )

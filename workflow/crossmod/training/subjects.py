@@ -25,7 +25,12 @@ import pandas as pd
 import torch
 
 from crossmod.cli import ensure_parent, setup_logging
-from crossmod.evaluation.fewshot import draws_for, identification, identify, ridge_probe
+from crossmod.evaluation.fewshot import (
+    identification,
+    identify,
+    ridge_probe,
+    validation_draws,
+)
 from crossmod.features.bfi import COLUMNS as BFI_COLUMNS
 from crossmod.features.bfi import TRAITS, trait_scores
 from crossmod.features.trajectories import MAX_STEPS
@@ -37,6 +42,7 @@ from crossmod.methods.deper import (
 )
 from crossmod.methods.deper_net import DeperConfig, DeperNetwork
 from crossmod.training.sampler import GroupBatchSampler
+from crossmod.training.snapshots import BestSnapshot, LossCurves
 
 log = logging.getLogger("crossmod.training.subjects")
 
@@ -190,24 +196,19 @@ def train_subjects(
         np.random.default_rng(sampler_seed),
     )
     val_rows = np.flatnonzero(data.part == "val")
-    try:
-        val_draws = draws_for(
-            data.user[val_rows],
-            np.unique(data.user[val_rows]),
-            VALIDATION_SHOTS,
-            VALIDATION_DRAWS,
-            settings.seed,
-            split,
+    val_draws = (
+        validation_draws(
+            data.user[val_rows], VALIDATION_SHOTS, VALIDATION_DRAWS, settings.seed, split
         )
-    except ValueError as err:  # a tiny split: no snapshot choice, the last step is kept
-        log.warning("validation users cannot choose a snapshot (%s); keeping the last step", err)
-        val_draws = []
-    if not validate:
-        val_draws = []
+        if validate
+        else []
+    )
     bank = SubjectMemoryBank(settings.bank_size)
     train_index = torch.from_numpy(train_rows).to(device)
-    best, best_state, best_step, since_best, stopped_early = -1.0, None, 0, 0, False
-    window: dict[str, list[float]] = {}
+    snapshot = BestSnapshot(settings.patience)
+    curves = LossCurves(prefix="train_")
+    val_series: list[tuple[int, float]] = []
+    step = 0
     for step in range(1, settings.steps + 1):
         model.train()
         picked = torch.from_numpy(sampler()).to(device)
@@ -228,30 +229,22 @@ def train_subjects(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        for name, value in {"loss": loss.detach(), **parts}.items():
-            window.setdefault(name, []).append(value.item())
+        curves.add({"loss": loss, **parts})
         if step % settings.eval_every == 0 or step == settings.steps:
-            for name, values in window.items():
-                series.setdefault(f"train_{name}", []).append((step, float(np.mean(values))))
-            window = {}
-            if not val_draws:
-                best_step, best_state = step, None  # the last step is the snapshot
+            curves.flush(step)
+            if not val_draws:  # nothing to choose by: the last step is kept
                 continue
             z = embed(model, batches, val_rows)
             top1 = float(np.mean([(identify(z, d) < 1).mean() for d in val_draws]))
-            series.setdefault("val_top1", []).append((step, top1))
-            log.info("step %d loss %.4f val top-1 %.3f", step, series["train_loss"][-1][1], top1)
-            if top1 > best:
-                best, best_step, since_best = top1, step, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                since_best += 1
-                if since_best >= settings.patience:
-                    stopped_early = True
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return SubjectTraining(model, best_step, stopped_early, time.perf_counter() - start, series)
+            val_series.append((step, top1))
+            log.info("step %d val top-1 %.3f", step, top1)
+            if snapshot.offer(model, step, top1):
+                break
+    snapshot.restore(model, step)
+    series = curves.series | ({"val_top1": val_series} if val_series else {})
+    return SubjectTraining(
+        model, snapshot.best_step, snapshot.stopped_early, time.perf_counter() - start, series
+    )
 
 
 def personality_probe(data: SubjectData, z: np.ndarray) -> dict[str, float]:
