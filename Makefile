@@ -8,7 +8,7 @@ CORES ?= $(shell nproc)
 # Jobs find `python -m crossmod...` in the venv.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run studies test test-slurm test-gpu lint bench clean
+.PHONY: setup run studies test test-slurm test-gpu test-browser test-faults ui lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: setup
 	@echo "Tidy data: results/metrics.csv  results/weights.csv  results/identity.csv"
 	@echo "DEPER:     results/subjects.csv  results/captions.csv  results/subjects/  results/captions/"
 	@echo "Report:    results/report.html"
-	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/results/mlflow.db}"
+	@echo "MLflow UI: make ui"
 
 # PVSE's ablations and polysemy sweep, DEPER's ablations (not part of the default run),
 # then a report that includes them beside the default run's results.
@@ -38,7 +38,12 @@ studies: setup
 
 # Lint first (ruff, snakemake --lint, snakefmt): quick, and a red lint is a red test run.
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not faults"
+
+# Faults survived: the tiny workflow SIGKILLed mid-training and rerun, and run with 8
+# jobs against a local MLflow server (two more whole tiny runs: CI, not every `make test`).
+test-faults: setup
+	$(BIN)/python -m pytest -q -m faults -rs tests/test_faults.py
 
 # The CUDA-vs-CPU training test; skipped (with the reason) where no CUDA device is visible.
 test-gpu: setup
@@ -48,6 +53,19 @@ test-gpu: setup
 # one-node cluster and an MLflow server, runs the workflow through profiles/slurm.
 test-slurm: setup
 	CROSSMOD_SLURM_TEST=1 $(BIN)/python -m pytest -q -m slurm -s tests/test_slurm.py
+
+# The report, the HTML tables and the MLflow UI in headless Chromium (Debian's package,
+# installed here if missing: root), driven by Playwright; `make test` runs the same tests
+# where Chromium is installed and skips them, saying so, where it is not.
+test-browser: setup
+	command -v chromium >/dev/null || { apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends chromium; }
+	$(BIN)/python -m pytest -q -m browser -rs tests/test_browser.py
+
+# The MLflow UI on the run's store (results/mlflow.db unless the run logged to a server):
+# a free local port, the URL printed; Ctrl-C stops it.
+ui: setup
+	$(BIN)/python -m crossmod.tracking.ui --results results
 
 lint: setup
 	$(BIN)/ruff check workflow tests scripts

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,48 @@ from PIL import Image
 from crossmod.data.synthetic import GeneratorSettings
 
 REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """The real Snakemake on this repository's Snakefile, in ``workdir``, jobs on this venv."""
+    env = dict(env or os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    result = subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished default-target run of the committed tiny config (.test/config.yaml)."""
+
+    workdir: Path
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """Run the tiny workflow once per session (8 parallel jobs, the default SQLite store).
+
+    Shared by the end-to-end checks and the browser/UI tests, which only read it; a
+    test that changes results works on its own copy or its own run.
+    """
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = run_snakemake(
+        workdir, "--configfile", str(REPO / ".test/config.yaml"), "--cores", "8", env=env
+    )
+    return TinyRun(workdir, result)
 
 
 def tiny_settings(**overrides) -> GeneratorSettings:
