@@ -2,6 +2,7 @@
 # the default target's files. Parsing imports no ML library (crossmod.methods.registry
 # and crossmod.settings are declarative), so `snakemake -n` is quick.
 import re
+from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
@@ -32,6 +33,14 @@ if _unknown:
         f"config 'run' names dataset(s) {', '.join(_unknown)} that 'datasets' does not define "
         f"(defined: {', '.join(DATASETS)})"
     )
+_absent = [
+    f"datasets.{name}.path: {DATASETS[name]['path']} does not exist"
+    for name in RUN
+    if DATASETS[name]["source"] == "release"
+    and not Path(DATASETS[name]["path"]).exists()
+]
+if _absent:
+    raise WorkflowError("; ".join(_absent))
 
 # PVSE's polysemy sweep (`snakemake pvse_polysemy`): copies of one synthetic dataset that
 # differ only in how much annotators of an image disagree about what they look at.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossmod.cli import setup_logging
+from crossmod.cli import setup_logging, staged_folder, write_error
 from crossmod.evaluation.ranking import TASKS  # the paper's row order
 from crossmod.methods.ours import PERSONALITY_TASKS
 from crossmod.methods.registry import registry
@@ -367,9 +367,13 @@ def main(argv: list[str] | None = None) -> int:
         pd.read_csv(args.identity),
         args.dataset,
     )
-    for table in tables:
-        table.write(Path(args.out))
-        log.info("\n%s", table.markdown())
+    try:
+        with staged_folder(args.out) as folder:
+            for table in tables:
+                table.write(folder)
+                log.info("\n%s", table.markdown())
+    except OSError as err:
+        raise write_error(err, args.out) from None
     return 0
 
 

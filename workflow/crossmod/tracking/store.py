@@ -13,6 +13,8 @@ so parallel jobs do not fail on contention.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
@@ -98,6 +100,43 @@ def ensure_experiments(names: list[str], uri: str, artifact_root: Path | None) -
     return ids
 
 
+FINGERPRINT_TAG = "crossmod.fingerprint"
+"""Tag holding a hash of everything a run logs (see :func:`log_run`)."""
+
+
+def run_fingerprint(*parts: object) -> str:
+    """A stable hash of JSON-able parts (params, tags, series, metrics, tables)."""
+
+    def encode(value: object) -> object:  # tables are DataFrames: all of their cells count
+        return value.to_json() if hasattr(value, "to_json") else str(value)
+
+    text = json.dumps(parts, sort_keys=True, default=encode)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def retire_runs(client, experiment_id: str, run_name: str, fingerprint: str) -> str | None:
+    """Delete the live runs named ``run_name`` but one FINISHED with ``fingerprint``.
+
+    Returns that run's id (nothing to log again), or None (log a new run).
+    """
+    quoted = run_name.replace("'", "\\'")
+    found = retry(
+        lambda: client.search_runs(
+            [experiment_id], filter_string=f"tags.`mlflow.runName` = '{quoted}'", max_results=1000
+        ),
+        "search runs",
+    )
+    keep = None
+    for run in found:
+        same = run.data.tags.get(FINGERPRINT_TAG) == fingerprint
+        if keep is None and same and run.info.status == "FINISHED":
+            keep = run.info.run_id
+            continue
+        log.info("%s: deleting run %s (%s)", run_name, run.info.run_id, run.info.status)
+        retry(lambda run=run: client.delete_run(run.info.run_id), "delete run")
+    return keep
+
+
 def log_run(
     uri: str,
     experiment_id: str,
@@ -109,11 +148,24 @@ def log_run(
     artifacts: list[Path],
     tables: dict[str, object] | None = None,
 ) -> str:
-    """One MLflow run with everything at once; returns its run id."""
+    """One MLflow run with everything at once; returns its run id.
+
+    Exactly one live run per name: a job that reruns (a changed setting, a resumed
+    workflow after a crash) must not leave a second run of the same network beside the
+    first. The run carries a fingerprint of what it logs; a FINISHED run of the same
+    name and fingerprint is reused as it is, and every other run of that name (an
+    older result, or one left RUNNING by a killed job) is deleted (MLflow keeps deleted
+    runs restorable; the UI and searches skip them).
+    """
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
+    fingerprint = run_fingerprint(params, tags, series, final, tables)
+    reused = retire_runs(client, experiment_id, run_name, fingerprint)
+    if reused is not None:
+        return reused
+    tags = dict(tags, **{FINGERPRINT_TAG: fingerprint})
     run = retry(
         lambda: client.create_run(experiment_id, tags=tags, run_name=run_name), "create run"
     )
