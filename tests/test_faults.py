@@ -21,7 +21,6 @@ import yaml
 from conftest import REPO, SNAKEMAKE, good_row, make_release, run_snakemake
 from crossmod.methods.registry import registry
 from crossmod.reporting import tables
-from crossmod.tracking.ui import free_port, wait_until_up
 
 TINY = yaml.safe_load((REPO / ".test/config.yaml").read_text())
 
@@ -206,19 +205,15 @@ def test_killed_mid_training_the_rerun_completes_once(tiny_run, tmp_path):
 
 
 @pytest.mark.faults
-def test_eight_parallel_jobs_log_to_a_local_server(tiny_run, tmp_path):
-    """The tiny workflow, 8 jobs at once, against a local ``mlflow server``."""
-    port = free_port("127.0.0.1")
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
-         f"sqlite:///{tmp_path / 'server.db'}", "--artifacts-destination",
-         str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+def test_eight_parallel_jobs_log_to_a_local_server(tiny_run, tmp_path, monkeypatch):
+    """The tiny workflow, 8 jobs at once, against a local server with basic auth on."""
+    from crossmod.tracking.server import start
+
+    password = "s3cret-for-this-test-only"
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "crossmod")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    server, url = start(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", workers=2)
     try:
-        wait_until_up(url, server, 120)
         work = tmp_path / "work"
         work.mkdir()
         env = dict(os.environ, MLFLOW_TRACKING_URI=url)
@@ -226,6 +221,8 @@ def test_eight_parallel_jobs_log_to_a_local_server(tiny_run, tmp_path):
             work, "--configfile", str(REPO / ".test/config.yaml"), "--cores", "8", env=env
         )
         assert "database is locked" not in result.stdout + result.stderr
+        logs = "".join(p.read_text() for p in (work / "results/logs").rglob("*.log"))
+        assert password not in logs + result.stdout + result.stderr
         runs = live_runs(url)
     finally:
         server.terminate()
@@ -248,3 +245,36 @@ def test_a_changed_setting_reruns_exactly_the_jobs_that_read_it(tiny_run, tmp_pa
     pvse = sorted(n for n in registry().networks() if "pvse" in n)
     assert sorted(trained) == sorted(pvse * TINY["splits"])
     assert set(jobs) == {"train", "track_runs", "collect", "tables", "plots", "all"}, jobs
+
+
+def test_the_server_refuses_requests_without_credentials(tmp_path, monkeypatch):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from crossmod.tracking.server import start
+    from crossmod.tracking.store import ensure_experiments, log_run
+
+    password = "s3cret-for-this-test-only"
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "crossmod")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    server, url = start(f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "artifacts", workers=1)
+    try:
+        search = f"{url}/api/2.0/mlflow/experiments/search?max_results=10"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(search, timeout=30)
+        assert refused.value.code == 401
+        wrong = base64.b64encode(b"crossmod:guess").decode()
+        request = urllib.request.Request(search, headers={"Authorization": f"Basic {wrong}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 401
+        # The workflow's logging code, with the credentials from the environment only.
+        (experiment,) = ensure_experiments(["d"], url, None).values()
+        run_id = log_run(url, experiment, "d/split0/base_tg", {"steps": 1}, {}, {}, {"m": 1.0}, [])
+        assert len(live_runs(url, "d")) == 1 and live_runs(url, "d")[0].info.run_id == run_id
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    written = "".join(p.read_text(errors="ignore") for p in tmp_path.rglob("*.ini"))
+    assert "admin_username = crossmod" in written and password not in written

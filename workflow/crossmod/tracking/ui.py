@@ -105,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         server_command(uri, args.host, port), stdout=sys.stderr, start_new_session=True
     )
 
+    wait_until_up(url, server, STARTUP_SECONDS)
+    print(f"MLflow UI: {url}  (store: {uri}; Ctrl-C stops it)", flush=True)
+    return foreground(server)
+
+
+def foreground(server: subprocess.Popen) -> int:
+    """Wait for the server; Ctrl-C or SIGTERM stop it (it runs in a session of its own)."""
+
     def stop(*_: object) -> None:
         server.terminate()
         try:
@@ -115,8 +123,6 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    wait_until_up(url, server, STARTUP_SECONDS)
-    print(f"MLflow UI: {url}  (store: {uri}; Ctrl-C stops it)", flush=True)
     return server.wait()
 
 
