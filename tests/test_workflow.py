@@ -198,6 +198,9 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tiny_run, tmp_path
     assert "grid.json" in {a.path for a in client.list_artifacts(grids[0].info.run_id)}
     logs = list((results / "logs").rglob("*.log"))
     assert not any("database is locked" in p.read_text() for p in logs)
+    # Long jobs say how far they are: elapsed time and an ETA in their logs.
+    for log in ("split0/base_tg", "split0/subjects/deper", "split0/captions", "image_features"):
+        assert "elapsed, ETA" in (results / f"logs/tiny-coco/{log}.log").read_text(), log
     # Same config, same bytes: a second identical run (other parallelism) reproduces every
     # tidy CSV, table and plot (metrics.json files differ only in their timings).
     again = tmp_path / "again"

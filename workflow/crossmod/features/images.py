@@ -27,6 +27,7 @@ from PIL import Image
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.features.backbones import Backbone, build_backbone
 from crossmod.features.settings import FeatureSettings
+from crossmod.progress import Progress
 
 log = logging.getLogger("crossmod.features.images")
 
@@ -87,7 +88,7 @@ def extract(
     maps: np.ndarray | None = None
     start_time = time.perf_counter()
     forward = 0.0
-    last_log = start_time
+    progress = Progress("images", len(paths), log)
     for start, batch in _prefetch(_batches(backbone, paths, batch_size)):
         tick = time.perf_counter()
         out = backbone.conv_maps(torch.from_numpy(batch)).float().numpy()
@@ -95,11 +96,7 @@ def extract(
         if maps is None:
             maps = np.empty((len(paths), *out.shape[1:]), dtype=np.float32)
         maps[start : start + len(out)] = out
-        now = time.perf_counter()
-        done = start + len(out)
-        if now - last_log > 10 or done == len(paths):
-            log.info("images %d/%d (%.1f img/s)", done, len(paths), done / (now - start_time))
-            last_log = now
+        progress.update(start + len(out))
     if maps is None:
         maps = np.zeros((0, backbone.channels, 0, 0), dtype=np.float32)
     stats = ExtractionStats(len(paths), time.perf_counter() - start_time, forward)

@@ -33,6 +33,7 @@ from crossmod.cli import ensure_parent, setup_logging
 from crossmod.evaluation.captions import METRICS, caption_metrics, cls_scores, java_available
 from crossmod.evaluation.fewshot import draws_for, normalise, validation_draws
 from crossmod.methods.captioner import CaptionDecoder, CaptionerConfig, caption_loss
+from crossmod.progress import Progress
 from crossmod.settings import Settings
 from crossmod.training.snapshots import BestSnapshot, LossCurves
 
@@ -188,6 +189,7 @@ def train_captioner(
     curves = LossCurves(prefix="train_")
     val_series: list[tuple[int, float]] = []
     start, step = time.perf_counter(), 0
+    progress = Progress("captioner step", settings.steps, log, upper_bound=True)
     for step in range(1, settings.steps + 1):
         model.train()
         picked = rng.choice(
@@ -199,6 +201,7 @@ def train_captioner(
         loss.backward()
         optimizer.step()
         curves.add({"loss": loss})
+        progress.update(step)
         if step % settings.eval_every == 0 or step == settings.steps:
             curves.flush(step)
             if validation is None:  # nothing to choose by: the last step is kept

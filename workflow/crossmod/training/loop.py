@@ -12,6 +12,7 @@ method's own config section may restate a training key (PVSE: ``steps``, its
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from dataclasses import dataclass, fields, replace
@@ -21,10 +22,13 @@ import torch
 
 from crossmod.evaluation.scoring import evaluate, selection_key
 from crossmod.methods.registry import NetworkSpec, registry
+from crossmod.progress import Progress
 from crossmod.settings import Settings
 from crossmod.training.data import SplitData
 from crossmod.training.sampler import GroupBatchSampler
 from crossmod.training.snapshots import BestSnapshot, LossCurves
+
+log = logging.getLogger("crossmod.training.loop")
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,7 @@ def train_network(
     snapshot = BestSnapshot(settings.patience)
     curves = LossCurves()
     val_series: list[tuple[int, dict]] = []
+    progress = Progress(f"{spec.name} step", settings.steps, log, upper_bound=settings.patience > 0)
     step = 0
     for step in range(1, settings.steps + 1):
         model.train()
@@ -140,6 +145,7 @@ def train_network(
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         curves.add(parts)
+        progress.update(step)
         if step % settings.eval_every == 0 or step == settings.steps:
             curves.flush(step)
             model.eval()
@@ -148,6 +154,8 @@ def train_network(
             if snapshot.offer(model, step, selection_key(val)):
                 break
     assert snapshot.state is not None
+    if snapshot.stopped_early:
+        log.info("%s", progress.line(step) + f"; stopped early, best step {snapshot.best_step}")
     snapshot.restore(model, step)
     model.eval()
     seconds = time.perf_counter() - start

@@ -41,6 +41,7 @@ from crossmod.methods.deper import (
     trajectory_loss,
 )
 from crossmod.methods.deper_net import DeperConfig, DeperNetwork
+from crossmod.progress import Progress
 from crossmod.training.sampler import GroupBatchSampler
 from crossmod.training.snapshots import BestSnapshot, LossCurves
 
@@ -209,6 +210,8 @@ def train_subjects(
     curves = LossCurves(prefix="train_")
     val_series: list[tuple[int, float]] = []
     step = 0
+    what = f"subject encoder ({settings.streams} streams) step"
+    progress = Progress(what, settings.steps, log, upper_bound=True)
     for step in range(1, settings.steps + 1):
         model.train()
         picked = torch.from_numpy(sampler()).to(device)
@@ -230,6 +233,7 @@ def train_subjects(
         loss.backward()
         optimizer.step()
         curves.add({"loss": loss, **parts})
+        progress.update(step)
         if step % settings.eval_every == 0 or step == settings.steps:
             curves.flush(step)
             if not val_draws:  # nothing to choose by: the last step is kept
