@@ -34,6 +34,7 @@ localrules:
     validation_pools,
     track_runs,
     collect,
+    summary,
     tables,
     plots,
     plot_examples,

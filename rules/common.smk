@@ -129,6 +129,12 @@ def deper_settings(wildcards):
     return section_json("deper", **{k: v for k, v in changes.items() if k != "name"})
 
 
+def live_curves(wildcards, input):
+    """DEPER and its baselines have MLflow runs (ablations do not): their curves go live."""
+    tracked = wildcards.encoder == "deper" or wildcards.encoder in DEPER_BASELINES
+    return f"--experiments {input.experiments}" if tracked else ""
+
+
 def subject_metrics(encoders, datasets=None):
     return expand(
         "results/{dataset}/split{split}/subjects/{encoder}/metrics.json",
@@ -296,5 +302,6 @@ def all_outputs():
             )
         )
     files += ["results/metrics.csv", "results/weights.csv", "results/identity.csv"]
+    files += ["results/metrics_summary.csv"]
     files += ["results/subjects", "results/captions"]
     return files

@@ -66,9 +66,11 @@ rule pools:
         CONDA_ENV
     params:
         seed=config["seed"],
+        candidates=config["pools"]["candidates"],
     shell:
         "python -m crossmod.data.pools --annotations {input.annotations}"
-        " --splits {input.splits} --out {output} --seed {params.seed} 2> {log}"
+        " --splits {input.splits} --out {output} --seed {params.seed}"
+        " --candidates {params.candidates} 2> {log}"
 
 
 rule validation_pools:
@@ -84,7 +86,8 @@ rule validation_pools:
     params:
         seed=config["seed"],
         draws=config["combine"]["validation_draws"],
+        candidates=config["pools"]["candidates"],
     shell:
         "python -m crossmod.data.pools --annotations {input.annotations}"
         " --splits {input.splits} --out {output} --seed {params.seed}"
-        " --validation-draws {params.draws} 2> {log}"
+        " --validation-draws {params.draws} --candidates {params.candidates} 2> {log}"

@@ -11,6 +11,7 @@ rule collect:
         metrics="results/metrics.csv",
         weights="results/weights.csv",
         identity="results/identity.csv",
+        ranks="results/ranks.parquet",
     log:
         "results/logs/collect.log",
     conda:
@@ -19,7 +20,32 @@ rule collect:
         "python -m crossmod.reporting.collect --networks {input.networks}"
         " --combine {input.combine} --identity {input.identity}"
         " --metrics-out {output.metrics} --weights-out {output.weights}"
-        " --identity-out {output.identity} 2> {log}"
+        " --identity-out {output.identity} --ranks-out {output.ranks} 2> {log}"
+
+
+# Intervals and paired tests of every table cell, from every test query's rank.
+rule summary:
+    input:
+        "results/ranks.parquet",
+    output:
+        summary="results/metrics_summary.csv",
+        positions="results/summary_positions.csv",
+        protocols="results/protocols_summary.csv",
+    log:
+        "results/logs/summary.log",
+    benchmark:
+        "results/benchmarks/summary.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        settings=section_json("intervals"),
+        candidates=config["pools"]["candidates"],
+        seed=config["seed"],
+    shell:
+        "python -m crossmod.reporting.summary --ranks {input} --settings {params.settings:q}"
+        " --candidates {params.candidates} --seed {params.seed}"
+        " --summary-out {output.summary} --positions-out {output.positions}"
+        " --protocols-out {output.protocols} 2> {log}"
 
 
 rule tables:
@@ -27,6 +53,10 @@ rule tables:
         metrics="results/metrics.csv",
         weights="results/weights.csv",
         identity="results/identity.csv",
+        summary="results/metrics_summary.csv",
+        positions="results/summary_positions.csv",
+        protocols="results/protocols_summary.csv",
+        pools="results/{dataset}/splits/pools.parquet",
     output:
         report(
             directory("results/tables/{dataset}"),
@@ -39,10 +69,14 @@ rule tables:
         "results/logs/{dataset}/tables.log",
     conda:
         CONDA_ENV
+    params:
+        settings=section_json("intervals"),
     shell:
         "python -m crossmod.reporting.tables --metrics {input.metrics}"
         " --weights {input.weights} --identity {input.identity}"
-        " --dataset {wildcards.dataset} --out {output} 2> {log}"
+        " --summary {input.summary} --positions {input.positions}"
+        " --protocols {input.protocols} --pools {input.pools}"
+        " --settings {params.settings:q} --dataset {wildcards.dataset} --out {output} 2> {log}"
 
 
 rule plots:
@@ -109,7 +143,8 @@ rule plot_examples:
 
 rule pvse_ablation_tables:
     input:
-        ablation_metrics,
+        metrics=ablation_metrics,
+        reference=network_files("metrics.json", RUN, SPLITS, ["pvse_tg"]),
     output:
         tidy="results/pvse_ablations.csv",
         tables=report(
@@ -125,9 +160,14 @@ rule pvse_ablation_tables:
         CONDA_ENV
     params:
         order=list(ABLATIONS),
+        settings=section_json("intervals"),
+        candidates=config["pools"]["candidates"],
+        seed=config["seed"],
     shell:
-        "python -m crossmod.reporting.ablations --metrics {input} --order {params.order}"
-        " --tidy {output.tidy} --out {output.tables} 2> {log}"
+        "python -m crossmod.reporting.ablations --metrics {input.metrics}"
+        " --reference {input.reference} --order {params.order}"
+        " --settings {params.settings:q} --candidates {params.candidates}"
+        " --seed {params.seed} --tidy {output.tidy} --out {output.tables} 2> {log}"
 
 
 rule pvse_polysemy_plot:

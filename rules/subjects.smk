@@ -30,6 +30,7 @@ rule train_subjects:
         locals="results/{dataset}/features/locals.npz",
         trajectories="results/{dataset}/features/trajectories.npz",
         splits="results/{dataset}/splits/users.csv",
+        experiments=ancient("results/mlflow/experiments.json"),
     output:
         checkpoint="results/{dataset}/split{split}/subjects/{encoder}/model.pt",
         embeddings="results/{dataset}/split{split}/subjects/{encoder}/subjects.parquet",
@@ -46,6 +47,7 @@ rule train_subjects:
         runtime=60,
     params:
         settings=deper_settings,
+        live=live_curves,
     shell:
         "python -m crossmod.training.subjects --annotations {input.annotations}"
         " --locals {input.locals} --trajectories {input.trajectories}"
@@ -53,7 +55,7 @@ rule train_subjects:
         " --split {wildcards.split} --variant {wildcards.encoder}"
         " --settings {params.settings:q} --threads {threads}"
         " --checkpoint {output.checkpoint} --embeddings {output.embeddings}"
-        " --metrics {output.metrics} 2> {log}"
+        " --metrics {output.metrics} {params.live} 2> {log}"
 
 
 rule track_subjects:
@@ -142,6 +144,7 @@ rule train_captions:
         annotations="results/{dataset}/data/annotations.parquet",
         locals="results/{dataset}/features/locals.npz",
         subjects="results/{dataset}/split{split}/subjects/deper/subjects.parquet",
+        experiments=ancient("results/mlflow/experiments.json"),
     output:
         checkpoint="results/{dataset}/split{split}/captions/model.pt",
         generated="results/{dataset}/split{split}/captions/generated.parquet",
@@ -164,7 +167,7 @@ rule train_captions:
         " --dataset {wildcards.dataset} --split {wildcards.split}"
         " --settings {params.settings:q} --threads {threads}"
         " --checkpoint {output.checkpoint} --generated {output.generated}"
-        " --metrics {output.metrics} 2> {log}"
+        " --metrics {output.metrics} --experiments {input.experiments} 2> {log}"
 
 
 rule caption_tables:

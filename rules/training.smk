@@ -8,6 +8,9 @@ rule train:
         features="results/{dataset}/features/annotations.parquet",
         splits="results/{dataset}/splits/users.csv",
         pools="results/{dataset}/splits/pools.parquet",
+        # Where MLflow runs go: with a server, curves are sent while the network trains.
+        # ancient: a new tracking URI does not make trained networks stale.
+        experiments=ancient("results/mlflow/experiments.json"),
     output:
         checkpoint="results/{dataset}/split{split}/{network}/model.pt",
         embeddings="results/{dataset}/split{split}/{network}/embeddings.parquet",
@@ -34,7 +37,7 @@ rule train:
         " --settings {params.settings:q} --method-settings {params.method_settings:q}"
         " --extra {params.extras} --threads {threads}"
         " --checkpoint {output.checkpoint} --embeddings {output.embeddings}"
-        " --metrics {output.metrics} 2> {log}"
+        " --metrics {output.metrics} --experiments {input.experiments} 2> {log}"
 
 
 # PVSE's ablations: its {t,g} network with some of its settings changed (config

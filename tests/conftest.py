@@ -98,6 +98,7 @@ def no_weights_or_identity() -> tuple:
         "accuracy_std",
         "n_users",
         "chance",
+        "folds",
     ]
     return pd.DataFrame(columns=list(WEIGHT_COLUMNS)), pd.DataFrame(columns=identity)
 

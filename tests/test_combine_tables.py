@@ -154,7 +154,7 @@ def test_tables_from_tidy_metrics(tmp_path):
         weights, columns=["dataset", "setup", "task", "split", "b_base", "b_content", "b_style"]
     )
     identity = pd.DataFrame(
-        [("d", f, "rbf", "{}", 0.1, 0.01, 10, 0.1) for f in ("text", "gaze", "both")],
+        [("d", f, "rbf", "{}", 0.1, 0.01, 10, 0.1, 5) for f in ("text", "gaze", "both")],
         columns=[
             "dataset",
             "features",
@@ -164,6 +164,7 @@ def test_tables_from_tidy_metrics(tmp_path):
             "accuracy_std",
             "n_users",
             "chance",
+            "folds",
         ],
     )
     tables = {t.name: t for t in build_tables(metrics, weights, identity, "d")}
@@ -178,7 +179,8 @@ def test_tables_from_tidy_metrics(tmp_path):
     assert pd.isna(tables["table8_weights"].values.loc["g2p", "per-task b_content"])
     top3.write(tmp_path)
     tidy = pd.read_csv(tmp_path / "table3_top3.csv")
-    assert set(tidy.columns) == {"row", "column", "mean", "std", "best"} and len(tidy) == 30
+    expected = {"row", "column", "mean", "std", "ci_low", "ci_high", "mark", "best"}
+    assert set(tidy.columns) == expected and len(tidy) == 30
 
 
 def _identity_frame(n_users=10, per_user=20, separated=True, seed=0):
@@ -264,31 +266,52 @@ def test_pvse_ablation_table_by_hand(tmp_path):
 
     from crossmod.reporting.ablations import main as ablations_main
 
-    paths = []
-    for variant, top3 in (("K1", (0.4, 0.6)), ("K2", (0.5, 0.7))):
-        for split, shift in ((0, 0.0), (1, 0.1)):
+    rng = np.random.default_rng(0)
+    paths, references = [], []
+    for variant, shift in ((None, 0), ("K1", 0), ("K2", -5)):
+        for split in (0, 1):
+            queries = list(range(100 * split, 100 * split + 30))
+            reference_ranks = np.random.default_rng(split).integers(1, 16, size=30)
+            ranks = {
+                task: np.clip(reference_ranks + shift + rng.integers(0, 2, size=30), 1, 15)
+                for task in ("t2g", "g2t")
+            }
             report = {
                 "dataset": "d",
                 "variant": variant,
                 "split": split,
-                "method_settings": {"k": int(variant[1])},
+                "tasks": ["t2g", "g2t"],
+                "method_settings": {"k": 2 if variant != "K1" else 1},
                 "test": {
-                    task: {"top1": 0.1, "top3": top3[i] + shift, "rank": 5.0, "n_queries": 10}
-                    for i, task in enumerate(("t2g", "g2t"))
+                    task: {
+                        "top1": float((r == 1).mean()),
+                        "top3": float((r <= 3).mean()),
+                        "rank": float(r.mean()),
+                        "n_queries": 30,
+                    }
+                    for task, r in ranks.items()
                 },
+                "test_queries": queries,
+                "test_ranks": {"any": {t: r.tolist() for t, r in ranks.items()}},
             }
             path = tmp_path / f"{variant}{split}.json"
             path.write_text(json.dumps(report))
-            paths.append(str(path))
+            (references if variant is None else paths).append(str(path))
     tidy, out = tmp_path / "tidy.csv", tmp_path / "tables"
     ablations_main(
-        ["--metrics", *paths, "--order", "K1", "K2", "--tidy", str(tidy), "--out", str(out)]
-    )
+        ["--metrics", *paths, "--reference", *references, "--order", "K1", "K2",
+         "--settings", "{}", "--candidates", "any", "--seed", "0",
+         "--tidy", str(tidy), "--out", str(out)]
+    )  # fmt: skip
     rows = pd.read_csv(tidy)
-    assert len(rows) == 2 * 2 * 2 and set(rows["variant"]) == {"K1", "K2"}
+    assert len(rows) == 3 * 2 * 2 and set(rows["variant"]) == {"PVSE", "K1", "K2"}
     table = pd.read_csv(out / "d" / "pvse_ablations.csv").set_index(["row", "column"])
-    assert table.loc[("K2", "t2g top3"), "mean"] == pytest.approx(0.55)
-    assert table.loc[("K2", "t2g top3"), "std"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    expected = np.mean([json.loads(open(p).read())["test"]["t2g"]["top3"] for p in paths[2:]])
+    assert table.loc[("K2", "t2g top3"), "mean"] == pytest.approx(expected)
+    low, high = table.loc[("K2", "t2g top3"), ["ci_low", "ci_high"]]
+    assert low <= expected <= high and low < high
+    assert table.loc[("K2", "t2g rank"), "mark"] == "▲"  # 5 ranks better on every query
+    assert pd.isna(table.loc[("PVSE", "t2g rank"), "mark"])  # the reference itself
     assert table.loc[("K2", "g2t top3"), "best"] and not table.loc[("K1", "g2t top3"), "best"]
     assert "PVSE ablations" in (out / "d" / "pvse_ablations.md").read_text()
 

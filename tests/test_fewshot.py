@@ -117,6 +117,32 @@ def test_identification_table_by_hand():
     table = identification_table(rows, "d", "identification")
     assert table.values.loc["DEPER", "S=1 top-1"] == pytest.approx(0.6)
     half = stats.t.ppf(0.975, 1) * np.std([0.5, 0.7], ddof=1) / np.sqrt(2)
-    assert table.spread.loc["DEPER", "S=1 top-1"] == pytest.approx(half)
+    assert table.low.loc["DEPER", "S=1 top-1"] == pytest.approx(0.6 - half)
+    assert table.high.loc["DEPER", "S=1 top-1"] == pytest.approx(0.6 + half)
     assert table.values.loc["chance", "S=1 top-1"] == 0.25
     assert table.bold.loc["DEPER", "S=1 top-1"] and not table.bold.loc["chance"].any()
+    # Paired over splits: 0.5/0.7 vs 0.3/0.3 differs by 0.2/0.4, t = 3, p = 0.20 at 1 df.
+    assert table.marks.loc["handcrafted", "S=1 top-1"] == ""
+
+
+def test_identification_marks_a_method_that_differs_from_deper_in_every_split():
+    import pandas as pd
+
+    from crossmod.reporting.subjects import identification_table
+
+    fixed = {"dataset": "d", "shots": 1, "top5": 1.0, "chance": 0.25, "chance_top5": 1.0}
+    deper = (0.50, 0.60, 0.55, 0.65, 0.58)
+    rows = pd.DataFrame(
+        [
+            fixed | {"split": s, "method": m, "top1": v + shift, "n_queries": 10}
+            for m, shift in (("DEPER", 0.0), ("handcrafted", 0.2), ("random", 0.001))
+            for s, v in enumerate(deper)
+        ]
+    )
+    rows.loc[rows["method"] == "random", "top1"] += [0.01, -0.02, 0.0, 0.01, -0.01]
+    rows.loc[rows["method"] == "handcrafted", "top1"] += [0.0, 0.01, -0.01, 0.02, 0.0]
+    table = identification_table(rows, "d", "identification")
+    assert table.marks.loc["handcrafted", "S=1 top-1"] == "▲"
+    assert table.marks.loc["random", "S=1 top-1"] == ""
+    assert table.marks.loc["DEPER", "S=1 top-1"] == ""
+    assert "▲" in table.cell("handcrafted", "S=1 top-1")

@@ -61,10 +61,42 @@ def test_pools_are_drawn_once_per_split_and_reproducible():
     splits = make_splits(annotations["user"].tolist(), 2, seed=0)
     pools = make_pools(annotations, splits, seed=0)
     pd.testing.assert_frame_equal(pools, make_pools(annotations, splits, seed=0))
-    for (split, part), chunk in pools.groupby(["split", "part"]):
+    assert set(pools.loc[pools["part"] == "val", "candidates"]) == {"any"}
+    assert set(pools.loc[pools["part"] == "test", "candidates"]) == {"any", "same_part"}
+    for (split, part, _), chunk in pools.groupby(["split", "part", "candidates"]):
         members = splits[(splits["split"] == split) & (splits["part"] == part)]["user"]
         expected = annotations[annotations["user"].isin(members)]["annotation_id"]
         assert sorted(chunk["query"]) == sorted(expected)
+
+
+def test_same_part_pools_draw_from_the_query_part_and_count_fallbacks():
+    annotations = _annotations(n_images=40, per_image=3, n_users=20)
+    splits = make_splits(annotations["user"].tolist(), 2, seed=0)
+    pools = make_pools(annotations, splits, seed=0, candidates="same_part")
+    assert set(pools["candidates"]) == {"any", "same_part"}  # test pools under both
+    assert set(pools.loc[pools["part"] == "val", "candidates"]) == {"same_part"}
+    user = annotations.set_index("annotation_id")["user"]
+    for split in (0, 1):
+        part_of = splits[splits["split"] == split].set_index("user")["part"]
+        # The any pools do not depend on the option: the very draws of the default.
+        default = make_pools(annotations, splits, seed=0)
+        for protocol in ("any",):
+            np.testing.assert_array_equal(
+                pool_matrix(pools, split, "test", protocol)[1],
+                pool_matrix(default, split, "test")[1],
+            )
+        chunk = pools[(pools["split"] == split) & (pools["candidates"] == "same_part")]
+        for row in chunk.itertuples():
+            pool = [getattr(row, f"c{k}") for k in range(POOL_SIZE)]
+            home = part_of[user[pool[0]]]
+            outside = sum(part_of[user[c]] != home for c in pool[1:])
+            assert outside == row.fallbacks  # every candidate from elsewhere is counted
+            assert len(set(pool)) == POOL_SIZE and (user[pool[1:]] != user[pool[0]]).all()
+        # Test users rarely share an image: the same-image slots fall back, counted.
+        assert chunk.loc[chunk["part"] == "test", "fallbacks"].sum() > 0
+        queries, same_part = pool_matrix(pools, split, "test", "same_part")
+        assert np.array_equal(queries, pool_matrix(pools, split, "test", "any")[0])
+        assert not np.array_equal(same_part, pool_matrix(pools, split, "test", "any")[1])
 
 
 def test_validation_draws_are_fresh_draws_of_the_same_queries():

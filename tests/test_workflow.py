@@ -146,7 +146,31 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tiny_run, tmp_path
     assert set(identity["features"]) == {"text", "gaze", "both"}
     assert (identity["n_users"] == 9).all()
     assert identity["chance"].iloc[0] == pytest.approx(1 / 9)
-    for name in ("table1_summary", "table3_top3", "table8_weights", "tableS2_rank", "identity"):
+    # Every cell's interval and paired test; the means are those of metrics.csv.
+    summary = pd.read_csv(results / "metrics_summary.csv")
+    assert list(summary.columns) == [
+        "dataset", "setup", "task", "method", "metric", "mean", "ci_low", "ci_high",
+        "n_queries", "n_splits", "p_vs_baseline", "p_holm",
+    ]  # fmt: skip
+    means = metrics.groupby(["setup", "method", "task"])[["top1", "top3", "rank"]].mean()
+    for row in summary.sample(40, random_state=0).itertuples():
+        assert row.mean == pytest.approx(means.loc[(row.setup, row.method, row.task), row.metric])
+        assert row.ci_low <= row.mean <= row.ci_high and row.n_splits == 2
+    assert summary.loc[summary["method"] == "base", "p_vs_baseline"].isna().all()
+    others = summary[summary["method"] != "base"]
+    assert others["p_vs_baseline"].between(0, 1).all()
+    assert (others["p_holm"] >= others["p_vs_baseline"]).all()
+    ranks = pd.read_parquet(results / "ranks.parquet")
+    assert set(ranks["candidates"]) == {"any", "same_part"}
+    assert "[" in (results / "tables/tiny-coco/table3_top3.md").read_text()
+    for name in (
+        "table1_summary",
+        "table3_top3",
+        "table8_weights",
+        "tableS2_rank",
+        "identity",
+        "protocols_top3",
+    ):
         for ext in ("csv", "md", "tex", "html"):
             assert (results / f"tables/tiny-coco/{name}.{ext}").stat().st_size > 100
     for plot in ("top3", "weights", "style_map"):

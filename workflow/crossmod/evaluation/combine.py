@@ -219,7 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(extra):
         val_pools = np.vstack([val_pools, extra.astype(val_pools.dtype)])
     val_draws = len(val_pools) // max(n_val_queries, 1)
-    test_pools = pool_matrix(pool_table, args.split, "test")[1]
+    test_queries, test_pools = pool_matrix(pool_table, args.split, "test")
+    # The test pools under every protocol the pools file holds (pools.candidates).
+    protocol_pools = {
+        protocol: pool_matrix(pool_table, args.split, "test", protocol)[1]
+        for protocol in pool_table.loc[pool_table["part"] == "test", "candidates"].unique()
+    }
     experiments = json.loads(Path(args.experiments).read_text())
     uri = experiments["tracking_uri"]  # resolved once, by the experiments job
     experiment_id = experiments["experiments"][args.dataset]
@@ -252,6 +257,15 @@ def main(argv: list[str] | None = None) -> int:
                 "n_queries": {"val": n_val_queries, "test": len(test_pools)},
                 "val_draws": val_draws,
             }
+            chosen_ranks = {
+                protocol: grid_ranks(
+                    pool_gram(embeddings, task, position, pools, settings.mode),
+                    weights[best : best + 1],
+                )[0]
+                for protocol, pools in protocol_pools.items()
+            }
+            outcome["protocols"] = {p: metrics(r) for p, r in chosen_ranks.items()}
+            outcome["test_ranks"] = {p: r.tolist() for p, r in chosen_ranks.items()}
             run_id = log_run(
                 uri,
                 experiment_id,
@@ -298,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": args.dataset,
         "split": args.split,
         "mode": settings.mode,
+        "test_queries": test_queries.tolist(),
         "results": results,
     }
     ensure_parent(args.out).write_text(json.dumps(content, indent=2) + "\n")

@@ -23,7 +23,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from crossmod.evaluation.intervals import t_interval  # noqa: F401 (re-exported)
 
 log = logging.getLogger("crossmod.evaluation.fewshot")
 
@@ -143,16 +144,6 @@ def identification(
             }
         )
     return rows
-
-
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t interval of independent values (one per split)."""
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def ridge_probe(

@@ -108,6 +108,7 @@ def identity_table(
     table["n_users"] = len(counts)
     table["chance"] = 1 / len(counts)
     table["majority"] = counts.max() / counts.sum()
+    table["folds"] = settings.folds  # the tables' t-interval over folds needs their number
     return table
 
 

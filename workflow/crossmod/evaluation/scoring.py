@@ -43,15 +43,29 @@ def task_similarities(
     return registry().method(spec.method).similarity(model, spec, query_m, answer_m, q, c)
 
 
+def pool_ranks(
+    model: torch.nn.Module,
+    spec: NetworkSpec,
+    data: SplitData,
+    pools: np.ndarray,
+    embeddings: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The positive's rank in each pool (rows of ``pools``), per task of the network."""
+    if embeddings is None:
+        embeddings = embed_all(model, spec, data)
+    return {
+        task: ranks(task_similarities(model, spec, embeddings, task, data.position, pools))
+        for task in spec.tasks
+    }
+
+
 def evaluate(
     model: torch.nn.Module, spec: NetworkSpec, data: SplitData, part: str
 ) -> dict[str, dict[str, float]]:
     """Top-1, top-3, mean rank and query count per task on one part's pools."""
-    embeddings = embed_all(model, spec, data)
-    pools = data.pools[part]
     return {
-        task: metrics(ranks(task_similarities(model, spec, embeddings, task, data.position, pools)))
-        for task in spec.tasks
+        task: metrics(rank)
+        for task, rank in pool_ranks(model, spec, data, data.pools[part]).items()
     }
 
 

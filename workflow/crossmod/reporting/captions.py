@@ -21,8 +21,8 @@ import pandas as pd
 
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.evaluation.captions import paired_bootstrap
-from crossmod.evaluation.fewshot import t_interval
-from crossmod.reporting.tables import Table
+from crossmod.evaluation.intervals import t_interval
+from crossmod.reporting.tables import MARKS, Table
 
 CONDITIONS = ("own", "mean", "other")
 COMPARISONS = (("own", "mean"), ("own", "other"))
@@ -78,15 +78,32 @@ def test_rows(items: pd.DataFrame, metrics: list[str], seed: int) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def caption_table(tidy: pd.DataFrame, dataset: str) -> Table:
+def caption_table(
+    tidy: pd.DataFrame, dataset: str, tests: pd.DataFrame | None = None, alpha: float = 0.05
+) -> Table:
+    """Conditions x metrics: mean over splits [95% t-interval]; own marked against mean.
+
+    The mark on the own row comes from the paired bootstrap of own vs mean on the same
+    test samples (``tests``), Holm-corrected across the table's metrics.
+    """
+    from crossmod.evaluation.intervals import holm
+
     chosen = tidy[(tidy["dataset"] == dataset) & (tidy["metric"] != "CLS chance")]
     columns = list(dict.fromkeys(chosen["metric"]))
     values = pd.DataFrame(np.nan, index=list(CONDITIONS), columns=columns)
-    spread = values.copy()
+    low, high = values.copy(), values.copy()
+    marks = pd.DataFrame("", index=values.index, columns=columns)
     for (condition, metric), group in chosen.groupby(["condition", "metric"]):
-        mean, low, _ = t_interval(group["value"].to_numpy())
-        values.loc[condition, metric] = mean
-        spread.loc[condition, metric] = mean - low
+        bounds = t_interval(group["value"].to_numpy())
+        values.loc[condition, metric], low.loc[condition, metric], high.loc[condition, metric] = (
+            bounds
+        )
+    if tests is not None:
+        own = tests[(tests["dataset"] == dataset) & (tests["comparison"] == "own vs mean")]
+        own = own[own["metric"].isin(columns)]
+        for row, adjusted in zip(own.itertuples(), holm(own["p"].to_numpy()), strict=True):
+            if adjusted < alpha:
+                marks.loc["own", row.metric] = MARKS["up" if row.diff > 0 else "down"]
     bold = values.eq(values.max()) & values.notna()
     chance = tidy[(tidy["dataset"] == dataset) & (tidy["metric"] == "CLS chance")]["value"]
     note = (
@@ -95,9 +112,21 @@ def caption_table(tidy: pd.DataFrame, dataset: str) -> Table:
         "subjects' mean z_s (no personalisation); other: on another unseen subject's z_s. "
         "CLS: does each annotator's reference pick out the caption generated for them "
         f"(chance {chance.mean():.3f}; identical captions tie, and ties count as failures, so "
-        "the mean condition has none). Mean over splits ± half-width of the 95% t-interval."
+        "the mean condition has none). Mean over splits [95% t-interval over splits]; "
+        "▲/▼ on own: better/worse than mean on the same samples (paired bootstrap, Holm "
+        f"across the metrics, p < {alpha:g})."
     )
-    return Table("captions", f"Personalised captions, {dataset}", note, values, spread, bold)
+    return Table(
+        "captions",
+        f"Personalised captions, {dataset}",
+        note,
+        values,
+        None,
+        bold,
+        low=low,
+        high=high,
+        marks=marks,
+    )
 
 
 def tests_table(tests: pd.DataFrame, dataset: str) -> Table:
@@ -173,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     tests.to_csv(ensure_parent(args.tests), index=False)
     for dataset in sorted(items["dataset"].unique()):
         folder = Path(args.out) / dataset
-        table = caption_table(tidy, dataset)
+        table = caption_table(tidy, dataset, tests)
         table.write(folder)
         tests_table(tests, dataset).write(folder)
         markdown, page = examples(items, dataset)

@@ -3,8 +3,9 @@
 From every encoder's metrics.json (DEPER, its baselines, or its ablations) and the
 handcrafted baseline: the tidy ``results/subjects.csv`` (dataset, split, method, shots,
 top1, top5, chance, n_queries: per split, averaged over the draws), a table per
-dataset (rows: methods; columns: top-1 and top-5 per S; mean over splits ± the
-half-width of the 95% Student-t interval over splits, with chance as its own row),
+dataset (rows: methods; columns: top-1 and top-5 per S; mean over splits with the 95%
+Student-t interval over splits, marked where a paired test over splits finds a method
+different from DEPER; chance as its own row),
 the BFI probe per trait, and a PCA map of z_s coloured by subject (seen and unseen
 panels, as the paper's Figure 4), all under one folder with a subfolder per dataset.
 """
@@ -23,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from crossmod.cli import ensure_parent, setup_logging
-from crossmod.evaluation.fewshot import t_interval
-from crossmod.reporting.tables import Table
+from crossmod.evaluation.intervals import t_interval
+from crossmod.reporting.tables import MARKS, Table
 
 LABELS = {"deper": "DEPER", "handcrafted": "handcrafted"}
 """Method names in the tidy file and the tables; other encoders keep their config name."""
@@ -70,34 +71,62 @@ def probe_rows(reports: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def identification_table(rows: pd.DataFrame, dataset: str, name: str) -> Table:
+def identification_table(rows: pd.DataFrame, dataset: str, name: str, alpha: float = 0.05) -> Table:
+    """Methods x (S, top-k): mean over splits [95% t-interval], marked against DEPER.
+
+    Every method is scored on the same support/query draws of the same splits, so a
+    method is compared with DEPER by a paired t-test over the per-split means (Holm
+    across the rows of a column).
+    """
+    from scipy import stats
+
+    from crossmod.evaluation.intervals import holm
+
     chosen = rows[rows["dataset"] == dataset]
     shots = sorted(chosen["shots"].unique())
     methods = list(dict.fromkeys(chosen["method"]))
     columns = [f"S={s} top-{k}" for s in shots for k in (1, 5)]
     values = pd.DataFrame(np.nan, index=[*methods, "chance"], columns=columns)
-    spread = values.copy()
+    low, high = values.copy(), values.copy()
+    marks = pd.DataFrame("", index=values.index, columns=columns)
     for s in shots:
         at = chosen[chosen["shots"] == s]
         for k in (1, 5):
             column = f"S={s} top-{k}"
+            per_split = at.groupby(["method", "split"])[f"top{k}"].mean().unstack("split")
             for method in methods:
-                per_split = at[at["method"] == method].groupby("split")[f"top{k}"].mean()
-                mean, low, _ = t_interval(per_split.to_numpy())
-                values.loc[method, column] = mean
-                spread.loc[method, column] = mean - low
+                bounds = t_interval(per_split.loc[method].dropna().to_numpy())
+                values.loc[method, column], low.loc[method, column], high.loc[method, column] = (
+                    bounds
+                )
             values.loc["chance", column] = at["chance" if k == 1 else "chance_top5"].mean()
+            if "DEPER" not in per_split.index or per_split.shape[1] < 2:
+                continue
+            others = [m for m in methods if m != "DEPER"]
+            p = [
+                stats.ttest_rel(per_split.loc[m], per_split.loc["DEPER"]).pvalue
+                if not np.allclose(per_split.loc[m], per_split.loc["DEPER"])
+                else 1.0
+                for m in others
+            ]
+            for method, adjusted in zip(others, holm(p), strict=True):
+                if adjusted < alpha:
+                    better = values.loc[method, column] > values.loc["DEPER", column]
+                    marks.loc[method, column] = MARKS["up" if better else "down"]
     bold = values.eq(values.drop(index="chance").max()) & values.notna()
     bold.loc["chance"] = False
     n_splits = chosen["split"].nunique()
     draws = "draws of S support samples per unseen subject"
     note = (
         f"Few-shot identification of unseen subjects (nearest centroid, cosine): mean over "
-        f"{n_splits} user splits ± half-width of the 95% t-interval over splits; each "
-        f"split averages the same {draws} for every method. Best per column in bold."
+        f"{n_splits} user splits [95% t-interval over splits]; each split averages the same "
+        f"{draws} for every method. ▲/▼: better/worse than DEPER (paired t-test over the "
+        f"splits' means, Holm across the column's rows, p < {alpha:g}). Best per column in bold."
     )
     title = "DEPER ablations" if name == "deper_ablations" else "Identification of unseen subjects"
-    return Table(name, f"{title}, {dataset}", note, values, spread, bold)
+    return Table(
+        name, f"{title}, {dataset}", note, values, None, bold, low=low, high=high, marks=marks
+    )
 
 
 def probe_table(rows: pd.DataFrame, dataset: str) -> Table:

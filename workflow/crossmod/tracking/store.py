@@ -114,10 +114,13 @@ def run_fingerprint(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def retire_runs(client, experiment_id: str, run_name: str, fingerprint: str) -> str | None:
+def retire_runs(
+    client, experiment_id: str, run_name: str, fingerprint: str, keep: str | None = None
+) -> str | None:
     """Delete the live runs named ``run_name`` but one FINISHED with ``fingerprint``.
 
-    Returns that run's id (nothing to log again), or None (log a new run).
+    Returns that run's id (nothing to log again), or None (log a new run). ``keep``
+    names a run to spare and never reuse (the one a training job opened live).
     """
     quoted = run_name.replace("'", "\\'")
     found = retry(
@@ -126,15 +129,17 @@ def retire_runs(client, experiment_id: str, run_name: str, fingerprint: str) -> 
         ),
         "search runs",
     )
-    keep = None
+    spared, reused = keep, None
     for run in found:
+        if run.info.run_id == spared:
+            continue
         same = run.data.tags.get(FINGERPRINT_TAG) == fingerprint
-        if keep is None and same and run.info.status == "FINISHED":
-            keep = run.info.run_id
+        if spared is None and reused is None and same and run.info.status == "FINISHED":
+            reused = run.info.run_id
             continue
         log.info("%s: deleting run %s (%s)", run_name, run.info.run_id, run.info.status)
         retry(lambda run=run: client.delete_run(run.info.run_id), "delete run")
-    return keep
+    return reused
 
 
 def log_run(
@@ -147,6 +152,7 @@ def log_run(
     final: dict[str, float],
     artifacts: list[Path],
     tables: dict[str, object] | None = None,
+    live_run_id: str | None = None,
 ) -> str:
     """One MLflow run with everything at once; returns its run id.
 
@@ -156,20 +162,57 @@ def log_run(
     name and fingerprint is reused as it is, and every other run of that name (an
     older result, or one left RUNNING by a killed job) is deleted (MLflow keeps deleted
     runs restorable; the UI and searches skip them).
+
+    ``live_run_id`` is a run the training job opened on a server and streamed its
+    curves to (``crossmod.tracking.live``): it is completed (params, final metrics,
+    artifacts; its series are there already) instead of a new run being created.
     """
-    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     fingerprint = run_fingerprint(params, tags, series, final, tables)
+    tags = dict(tags, **{FINGERPRINT_TAG: fingerprint})
+    live = _live_run(client, live_run_id) if live_run_id else None
+    if live is not None:
+        retire_runs(client, experiment_id, run_name, fingerprint, keep=live.info.run_id)
+        if live.info.status == "FINISHED":  # completed by an earlier tracking job
+            return live.info.run_id
+        _fill(client, live.info.run_id, run_name, params, tags, {}, final, artifacts, tables)
+        return live.info.run_id
     reused = retire_runs(client, experiment_id, run_name, fingerprint)
     if reused is not None:
         return reused
-    tags = dict(tags, **{FINGERPRINT_TAG: fingerprint})
     run = retry(
         lambda: client.create_run(experiment_id, tags=tags, run_name=run_name), "create run"
     )
-    run_id = run.info.run_id
+    _fill(client, run.info.run_id, run_name, params, tags, series, final, artifacts, tables)
+    return run.info.run_id
+
+
+def _live_run(client, run_id: str):
+    """The live run if the store still holds it (active), else None (log a new run)."""
+    try:
+        run = retry(lambda: client.get_run(run_id), "get live run")
+    except Exception as err:  # another store, or deleted: not an error, a fresh run follows
+        log.warning("live run %s not usable (%s); logging a new run", run_id, err)
+        return None
+    return run if run.info.lifecycle_stage == "active" else None
+
+
+def _fill(
+    client,
+    run_id: str,
+    run_name: str,
+    params: dict[str, object],
+    tags: dict[str, str],
+    series: dict[str, list[tuple[int, float]]],
+    final: dict[str, float],
+    artifacts: list[Path],
+    tables: dict[str, object] | None,
+) -> None:
+    """Log everything into an open run in a few batched calls, then mark it FINISHED."""
+    from mlflow.entities import Metric, Param, RunTag
+
     now = int(time.time() * 1000)
     param_list = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
     metric_list = [
@@ -184,7 +227,8 @@ def log_run(
     for start in range(0, len(metric_list), MAX_METRICS_PER_BATCH):
         chunk = metric_list[start : start + MAX_METRICS_PER_BATCH]
         retry(lambda chunk=chunk: client.log_batch(run_id, metrics=chunk), "log metrics")
-    retry(lambda: client.log_batch(run_id, tags=[RunTag("mlflow.runName", run_name)]), "log tags")
+    tag_list = [RunTag(k, str(v)) for k, v in tags.items()] + [RunTag("mlflow.runName", run_name)]
+    retry(lambda: client.log_batch(run_id, tags=tag_list), "log tags")
     for path in artifacts:
         retry(lambda path=path: client.log_artifact(run_id, str(path)), "log artifact")
     for name, table in (tables or {}).items():
@@ -193,4 +237,3 @@ def log_run(
             "log table",
         )
     retry(lambda: client.set_terminated(run_id, "FINISHED"), "finish run")
-    return run_id

@@ -17,6 +17,11 @@ from crossmod.cli import ensure_parent, setup_logging
 from crossmod.tracking.store import code_commit, log_run
 
 
+def network_run_name(dataset: str, split: int, network: str) -> str:
+    """The MLflow run name of one network on one split (the live run has it too)."""
+    return f"{dataset}/split{split}/{network}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--experiments", required=True, help="experiments.json")
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in map(Path, args.metrics):
         report = json.loads(path.read_text())
         record = report["run"]
-        name = f"{report['dataset']}/split{report['split']}/{report['network']}"
+        name = network_run_name(report["dataset"], report["split"], report["network"])
         run_id = log_run(
             uri,
             experiment_id,
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             {k: [tuple(p) for p in v] for k, v in record["series"].items()},
             record["final"],
             [path.with_name("model.pt"), path],
+            live_run_id=record.get("live_run_id") if record.get("live_complete") else None,
         )
         runs[report["network"]] = run_id
         log.info("%s -> run %s", name, run_id)

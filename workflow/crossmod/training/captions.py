@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -35,6 +36,8 @@ from crossmod.evaluation.fewshot import draws_for, normalise, validation_draws
 from crossmod.methods.captioner import CaptionDecoder, CaptionerConfig, caption_loss
 from crossmod.progress import Progress
 from crossmod.settings import Settings
+from crossmod.tracking.live import LiveRun
+from crossmod.tracking.track import network_run_name
 from crossmod.training.snapshots import BestSnapshot, LossCurves
 
 log = logging.getLogger("crossmod.training.captions")
@@ -160,8 +163,12 @@ def validation_loss(
 
 
 def train_captioner(
-    data: CaptionData, settings: CaptionSettings, split: int
+    data: CaptionData,
+    settings: CaptionSettings,
+    split: int,
+    on_evaluation: Callable[[dict], None] | None = None,
 ) -> tuple[CaptionDecoder, dict[str, list[tuple[int, float]]], int, float]:
+    """Train the decoder on seen subjects; ``on_evaluation(series)`` after each evaluation."""
     seed = np.random.SeedSequence([settings.seed, split, 0xCA9])
     torch_seed, batch_seed = seed.spawn(2)
     torch.manual_seed(int(torch_seed.generate_state(1)[0]))
@@ -209,6 +216,8 @@ def train_captioner(
             val = validation_loss(model, data, val_rows, val_subject)
             val_series.append((step, val))
             log.info("step %d val loss %.3f", step, val)
+            if on_evaluation is not None:
+                on_evaluation(curves.series | {"val_loss": val_series})
             if snapshot.offer(model, step, -val):
                 break
     snapshot.restore(model, step)
@@ -302,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--generated", required=True, help="generated.parquet to write")
     parser.add_argument("--metrics", required=True)
+    parser.add_argument(
+        "--experiments",
+        help="experiments.json: with a tracking server, curves go to MLflow while training",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
@@ -310,7 +323,15 @@ def main(argv: list[str] | None = None) -> int:
         data = load_caption_data(args.annotations, args.locals, args.subjects)
     except ValueError as err:
         raise SystemExit(str(err)) from None
-    model, series, best_step, seconds = train_captioner(data, settings, args.split)
+    live = LiveRun.start(
+        args.experiments,
+        args.dataset,
+        network_run_name(args.dataset, args.split, "deper_captions"),
+        {"dataset": args.dataset, "split": str(args.split), "network": "deper_captions"},
+    )
+    model, series, best_step, seconds = train_captioner(
+        data, settings, args.split, live.send if live is not None else None
+    )
     generated, cls = caption_test(model, data, settings, args.split)
     metric_names = [m for m in (*METRICS, "METEOR") if m in generated.columns]
     summary = generated.groupby("condition")[metric_names].mean()
@@ -343,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
             "final": final,
         },
     }
+    if live is not None:
+        live.send(series)  # what came after the last evaluation
+        report["run"] |= live.record()
     ensure_parent(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

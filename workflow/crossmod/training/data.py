@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from crossmod.data.arrays import read_table
-from crossmod.data.pools import pool_matrix
+from crossmod.data.pools import CANDIDATES, pool_matrix
 
 
 @dataclass
@@ -19,7 +19,9 @@ class SplitData:
     keys: dict[str, np.ndarray]  # image / user / user_image -> (N,) integer codes
     train_rows: np.ndarray
     position: np.ndarray  # annotation id -> row
-    pools: dict[str, np.ndarray]  # part -> (n, 15) annotation ids
+    pools: dict[str, np.ndarray]  # part -> (n, 15) annotation ids (configured protocol)
+    # pools.candidates protocol -> the test pools drawn under it (same queries, same order)
+    test_pools: dict[str, np.ndarray] = field(default_factory=dict)
     extras: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # feature caches
 
 
@@ -51,7 +53,16 @@ def split_data(
         train_rows=np.flatnonzero((parts == "train").to_numpy()),
         position=position,
         pools={part: pool_matrix(pools, split, part)[1] for part in ("val", "test")},
+        test_pools=_test_pools(pools, split),
     )
+
+
+def _test_pools(pools: pd.DataFrame, split: int) -> dict[str, np.ndarray]:
+    """The split's test pools under every protocol the pools file holds."""
+    if "candidates" not in pools:
+        return {"any": pool_matrix(pools, split, "test")[1]}
+    drawn = [p for p in CANDIDATES if (pools["candidates"] == p).any()]
+    return {p: pool_matrix(pools, split, "test", p)[1] for p in drawn}
 
 
 def load_split(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -100,7 +101,10 @@ def train_network(
     split: int,
     device: str = "cpu",
     method_settings: Settings | None = None,
+    on_evaluation: Callable[[dict, list], None] | None = None,
 ) -> TrainResult:
+    """Train one network; ``on_evaluation(loss_series, val_series)`` after each evaluation
+    (live curves on a tracking server, ``crossmod.tracking.live``)."""
     method = registry().method(spec.method)
     if method.settings is not None and method_settings is None:
         method_settings = method.settings.from_config()
@@ -151,6 +155,8 @@ def train_network(
             model.eval()
             val = evaluate(model, spec, data, "val")
             val_series.append((step, val))
+            if on_evaluation is not None:
+                on_evaluation(curves.series, val_series)
             if snapshot.offer(model, step, selection_key(val)):
                 break
     assert snapshot.state is not None

@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,6 +43,8 @@ from crossmod.methods.deper import (
 )
 from crossmod.methods.deper_net import DeperConfig, DeperNetwork
 from crossmod.progress import Progress
+from crossmod.tracking.live import LiveRun
+from crossmod.tracking.track import network_run_name
 from crossmod.training.sampler import GroupBatchSampler
 from crossmod.training.snapshots import BestSnapshot, LossCurves
 
@@ -168,8 +171,13 @@ def train_subjects(
     split: int,
     device: str = "cpu",
     validate: bool = True,
+    on_evaluation: Callable[[dict], None] | None = None,
 ) -> SubjectTraining:
-    """Train on the seen subjects; ``validate=False`` (benchmarks) keeps the last step."""
+    """Train on the seen subjects; ``validate=False`` (benchmarks) keeps the last step.
+
+    ``on_evaluation(series)`` gets the curves so far after each evaluation (live curves
+    on a tracking server, ``crossmod.tracking.live``).
+    """
     seed = np.random.SeedSequence([settings.seed, split, 0xDE9E2])
     torch_seed, sampler_seed = seed.spawn(2)
     torch.manual_seed(int(torch_seed.generate_state(1)[0]))
@@ -242,6 +250,8 @@ def train_subjects(
             top1 = float(np.mean([(identify(z, d) < 1).mean() for d in val_draws]))
             val_series.append((step, top1))
             log.info("step %d val top-1 %.3f", step, top1)
+            if on_evaluation is not None:
+                on_evaluation(curves.series | {"val_top1": val_series})
             if snapshot.offer(model, step, top1):
                 break
     snapshot.restore(model, step)
@@ -279,17 +289,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--embeddings", required=True, help="subjects.parquet to write")
     parser.add_argument("--metrics", required=True)
+    parser.add_argument(
+        "--experiments",
+        help="experiments.json: with a tracking server, curves go to MLflow while training",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
     settings = DeperSettings.from_json(args.settings)
+    network = "deper" if args.variant == "deper" else f"deper_{args.variant}"
     try:
         data = load_subject_data(
             args.annotations, args.locals, args.trajectories, args.splits, args.split
         )
     except ValueError as err:
         raise SystemExit(str(err)) from None
-    result = train_subjects(data, settings, args.split)
+    live = LiveRun.start(
+        args.experiments,
+        args.dataset,
+        network_run_name(args.dataset, args.split, network),
+        {"dataset": args.dataset, "split": str(args.split), "network": network},
+    )
+    result = train_subjects(
+        data, settings, args.split, on_evaluation=live.send if live is not None else None
+    )
     z = embed(result.model, Batches(data, "cpu"), np.arange(len(data.user)))
     test = data.part == "test"
     rows = identification(
@@ -318,7 +341,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     frame["z"] = list(z)
     frame.to_parquet(ensure_parent(args.embeddings), index=False)
-    network = "deper" if args.variant == "deper" else f"deper_{args.variant}"
     tags = {
         "dataset": args.dataset,
         "split": str(args.split),
@@ -347,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
             "final": final,
         },
     }
+    if live is not None:
+        live.send(result.series)  # what came after the last evaluation
+        report["run"] |= live.record()
     ensure_parent(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

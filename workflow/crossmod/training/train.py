@@ -19,8 +19,11 @@ import torch
 
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.data.arrays import write_table
-from crossmod.evaluation.scoring import embed_all, evaluate
+from crossmod.evaluation.ranking import metrics
+from crossmod.evaluation.scoring import embed_all, evaluate, pool_ranks
 from crossmod.methods.registry import NetworkSpec, registry
+from crossmod.tracking.live import LiveRun
+from crossmod.tracking.track import network_run_name
 from crossmod.training.data import load_split
 from crossmod.training.devices import DeviceError, resolve_device
 from crossmod.training.loop import TrainResult, TrainSettings, method_schedule, train_network
@@ -29,12 +32,15 @@ log = logging.getLogger("crossmod.training")
 METRICS = ("top1", "top3", "rank")
 
 
-def _flat_series(result: TrainResult) -> dict[str, list[tuple[int, float]]]:
-    series: dict[str, list[tuple[int, float]]] = {"train_loss": result.loss_series["total"]}
-    for part, points in result.loss_series.items():
+def flat_series(
+    loss_series: dict[str, list[tuple[int, float]]], val_series: list[tuple[int, dict]]
+) -> dict[str, list[tuple[int, float]]]:
+    """The MLflow step series of a training: loss parts and validation metrics per task."""
+    series: dict[str, list[tuple[int, float]]] = {"train_loss": loss_series.get("total", [])}
+    for part, points in loss_series.items():
         if part != "total":
             series[f"train_{part}"] = points
-    for step, per_task in result.val_series:
+    for step, per_task in val_series:
         for metric in METRICS:
             series.setdefault(f"val_{metric}", []).append(
                 (step, float(np.mean([v[metric] for v in per_task.values()])))
@@ -81,7 +87,8 @@ def run_record(
     final = {f"test_{t}_{m}": test[t][m] for t in spec.tasks for m in METRICS}
     final |= {f"best_val_{t}_top1": val[t]["top1"] for t in spec.tasks}
     final |= {"best_step": result.best_step, "train_seconds": result.seconds}
-    return {"params": params, "tags": tags, "series": _flat_series(result), "final": final}
+    series = flat_series(result.loss_series, result.val_series)
+    return {"params": params, "tags": tags, "series": series, "final": final}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--metrics", required=True)
+    parser.add_argument(
+        "--experiments",
+        help="experiments.json: with a tracking server, curves go to MLflow while training",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
@@ -127,7 +138,21 @@ def main(argv: list[str] | None = None) -> int:
         device,
         ", ".join(map(str, spec.terms)) or f"{spec.method} loss",
     )
-    result = train_network(spec, data, settings, args.split, device, method_settings)
+    live = LiveRun.start(
+        args.experiments,
+        args.dataset,
+        network_run_name(args.dataset, args.split, spec.name),
+        {"dataset": args.dataset, "split": str(args.split), "network": spec.name},
+    )
+    result = train_network(
+        spec,
+        data,
+        settings,
+        args.split,
+        device,
+        method_settings,
+        on_evaluation=(lambda losses, val: live.send(flat_series(losses, val))) if live else None,
+    )
     result.model.cpu()
     val = evaluate(result.model, spec, data, "val")
     test = evaluate(result.model, spec, data, "test")
@@ -151,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(checkpoint, ensure_parent(args.checkpoint))
     embeddings = embed_all(result.model, spec, data)
     write_table(pd.DataFrame({"annotation_id": data.annotation_ids}), embeddings, args.embeddings)
+    # Per-query test ranks under every pool protocol: the intervals and paired tests of
+    # the tables (crossmod.reporting.summary) and the protocol comparison come from these.
+    test_ranks = {
+        protocol: pool_ranks(result.model, spec, data, pools, embeddings)
+        for protocol, pools in data.test_pools.items()
+    }
     report = {
         "dataset": args.dataset,
         "split": args.split,
@@ -168,6 +199,15 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": result.seconds,
         "val": val,
         "test": test,
+        "protocols": {
+            protocol: {task: metrics(rank) for task, rank in per_task.items()}
+            for protocol, per_task in test_ranks.items()
+        },
+        "test_queries": data.pools["test"][:, 0].tolist(),
+        "test_ranks": {
+            protocol: {task: rank.tolist() for task, rank in per_task.items()}
+            for protocol, per_task in test_ranks.items()
+        },
         "run": run_record(
             spec,
             settings,
@@ -181,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
             args.variant,
         ),
     }
+    if live is not None:
+        live.send(report["run"]["series"])  # what came after the last evaluation
+        report["run"] |= live.record()
     ensure_parent(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
