@@ -20,7 +20,8 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/python scripts/timed_run.py results/bench/default_run.json -- \
+		$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/report.html
 	@echo
 	@echo "Tables:    results/tables/<dataset>/  (CSV, Markdown, LaTeX, HTML)"

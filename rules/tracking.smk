@@ -26,6 +26,8 @@ rule track_runs:
         "results/{dataset}/split{split}/runs.json",
     log:
         "results/logs/{dataset}/split{split}/track_runs.log",
+    benchmark:
+        "results/benchmarks/{dataset}/split{split}/track_runs.tsv"
     conda:
         CONDA_ENV
     shell:

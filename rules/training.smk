@@ -1,5 +1,55 @@
-# Training: one job per (dataset, split, network); the networks come from the method
-# registry (crossmod.methods), the loop from crossmod.training.
+# Training: the networks come from the method registry (crossmod.methods). A stackable
+# method's network trains every split in one job (crossmod.training.stacked: one
+# process, one batched step for all splits); other methods' networks (PVSE) train one
+# job per (dataset, split, network) with crossmod.training.loop.
+
+
+rule train_stacked:
+    input:
+        unpack(method_extras),
+        features="results/{dataset}/features/annotations.parquet",
+        splits="results/{dataset}/splits/users.csv",
+        pools="results/{dataset}/splits/pools.parquet",
+        # Where MLflow runs go: with a server, curves are sent while the network trains.
+        # ancient: a new tracking URI does not make trained networks stale.
+        experiments=ancient("results/mlflow/experiments.json"),
+    output:
+        checkpoints=expand(
+            "results/{{dataset}}/split{split}/{{network}}/model.pt", split=SPLITS
+        ),
+        embeddings=expand(
+            "results/{{dataset}}/split{split}/{{network}}/embeddings.parquet",
+            split=SPLITS,
+        ),
+        metrics=expand(
+            "results/{{dataset}}/split{split}/{{network}}/metrics.json", split=SPLITS
+        ),
+    log:
+        "results/logs/{dataset}/{network}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{network}.tsv"
+    wildcard_constraints:
+        network=STACKED_NETWORKS,
+    conda:
+        CONDA_ENV
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=TRAIN_GPUS,
+    params:
+        settings=section_json("training"),
+        method_settings=method_settings,
+        extras=extras_arguments,
+        splits=SPLITS,
+    shell:
+        "python -m crossmod.training.train --features {input.features}"
+        " --splits {input.splits} --pools {input.pools} --dataset {wildcards.dataset}"
+        " --split {params.splits} --network {wildcards.network}"
+        " --settings {params.settings:q} --method-settings {params.method_settings:q}"
+        " --extra {params.extras} --threads {threads}"
+        " --checkpoint {output.checkpoints} --embeddings {output.embeddings}"
+        " --metrics {output.metrics} --experiments {input.experiments} 2> {log}"
 
 
 rule train:
@@ -19,6 +69,8 @@ rule train:
         "results/logs/{dataset}/split{split}/{network}.log",
     benchmark:
         "results/benchmarks/{dataset}/split{split}/{network}.tsv"
+    wildcard_constraints:
+        network=SINGLE_NETWORKS,
     conda:
         CONDA_ENV
     threads: config["training"]["threads"]

@@ -223,7 +223,13 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tiny_run, tmp_path
     logs = list((results / "logs").rglob("*.log"))
     assert not any("database is locked" in p.read_text() for p in logs)
     # Long jobs say how far they are: elapsed time and an ETA in their logs.
-    for log in ("split0/base_tg", "split0/subjects/deper", "split0/captions", "image_features"):
+    for log in (
+        "base_tg",
+        "split0/pvse_tg",
+        "split0/subjects/deper",
+        "split0/captions",
+        "image_features",
+    ):
         assert "elapsed, ETA" in (results / f"logs/tiny-coco/{log}.log").read_text(), log
     # Same config, same bytes: a second identical run (other parallelism) reproduces every
     # tidy CSV, table and plot (metrics.json files differ only in their timings).
@@ -328,8 +334,11 @@ def test_cuda_device_asks_every_training_job_for_a_gpu(tmp_path):
         tmp_path, "--configfile", str(config), "-n", "--config", "training={device: cuda}"
     )
     blocks = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=\n\n)", cuda.stdout, re.M | re.S)
-    train = [body for rule, body in blocks if rule == "train"]
-    assert len(train) == 2 * len(registry().networks())  # 2 splits x every network
+    train = [body for rule, body in blocks if rule in ("train", "train_stacked")]
+    networks = registry().networks()
+    stacked = [n for n, spec in networks.items() if registry().method(spec.method).stackable]
+    # every stackable network once (both splits in one job), every other per split
+    assert len(train) == len(stacked) + 2 * (len(networks) - len(stacked))
     assert all(re.search(r"resources: .*\bgpu=1\b", body) for body in train)
     assert '"device": "cuda"' in cuda.stdout
     cpu = run_snakemake(tmp_path, "--configfile", str(config), "-n")
@@ -379,15 +388,15 @@ def test_pvse_studies_build_their_table_and_figure(tmp_path):
     )
     results = tmp_path / "results"
     ablations = pd.read_csv(results / "pvse_ablations.csv")
-    assert set(ablations["variant"]) == {"K1", "no_mmd"} and set(ablations["task"]) == {
-        "t2g",
-        "g2t",
-    }
-    assert len(ablations) == 2 * 2 * 2  # variants x tasks x splits
+    # the ablations below the configured PVSE they are tested against
+    assert set(ablations["variant"]) == {"PVSE", "K1", "no_mmd"}
+    assert set(ablations["task"]) == {"t2g", "g2t"}
+    assert len(ablations) == 3 * 2 * 2  # variants x tasks x splits
     k1 = ablations[ablations["variant"] == "K1"]["settings"].map(json.loads)
     assert (k1.map(lambda s: s["k"]) == 1).all()
     table = (results / "ablations/tiny-coco/pvse_ablations.md").read_text()
-    assert "| K1 |" in table and "| no_mmd |" in table
+    assert "| K1 |" in table and "| no_mmd |" in table and "| PVSE |" in table
+    assert "[" in table  # intervals
     sweep = pd.read_csv(results / "pvse_polysemy.csv")
     assert set(sweep["view_disagreement"]) == {0.0, 1.0}
     assert set(sweep["method"]) == {"PVSE K=2", "PVSE K=1", "BASE"}

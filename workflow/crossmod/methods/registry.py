@@ -149,6 +149,10 @@ class Method:
     combination_setups: tuple[str, ...] = ()
     # In the paper's summary-rank tables (1 and 5), whose ranks must stay comparable.
     in_paper_summary: bool = True
+    # Its networks train every split at once (crossmod.training.stacked): ``build``
+    # returns an Embedder and ``loss`` takes (S, B, D) embeddings and (S, B) keys and
+    # returns the (S,) losses. One job per (dataset, network) then trains all splits.
+    stackable: bool = False
 
     @property
     def setups(self) -> tuple[str, ...]:

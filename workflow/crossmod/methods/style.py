@@ -26,4 +26,5 @@ METHOD = Method(
     build=linear.build,
     loss=linear.triplet_loss,
     similarity=linear.negative_squared_distance,
+    stackable=True,
 )

@@ -34,22 +34,32 @@ def build(spec: NetworkSpec, data, settings: TrainSettings, method_settings=None
 
 
 def bilinear_scores(x: torch.Tensor, y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """(n, m) scores ``x_i^T W y_j``."""
-    return x @ W @ y.T
+    """(..., n, m) scores ``x_i^T W y_j`` (a leading stack of splits carries through)."""
+    return x @ W @ y.transpose(-1, -2)
 
 
 def veit_loss(
     embeddings: dict[str, torch.Tensor], W: torch.Tensor, pairs: list[tuple[str, str]]
 ) -> torch.Tensor:
-    """Softmax cross-entropy of the positive (the same annotation) over the batch, both ways."""
+    """Softmax cross-entropy of the positive (the same annotation) over the batch, both ways.
+
+    One batch ((B, D) embeddings, W (D, D)) gives a scalar; a stack of S batches
+    ((S, B, D), W (S, D, D)) gives the (S,) losses of each.
+    """
     import torch
     import torch.nn.functional as F
 
-    total = torch.zeros((), device=W.device)
+    total = None
     for x, y in pairs:
         logits = bilinear_scores(embeddings[x], embeddings[y], W)
-        target = torch.arange(len(logits), device=logits.device)
-        total = total + F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)
+        lead, n = logits.shape[:-2], logits.shape[-1]
+        flat = logits.reshape(-1, n, n)
+        target = torch.arange(n, device=logits.device).expand(len(flat), n)
+        # rows: x -> which y (classes along columns); columns: y -> which x.
+        rows = F.cross_entropy(flat.transpose(1, 2), target, reduction="none").mean(dim=1)
+        columns = F.cross_entropy(flat, target, reduction="none").mean(dim=1)
+        part = (rows + columns).reshape(lead)
+        total = part if total is None else total + part
     return total
 
 
@@ -78,4 +88,5 @@ METHOD = Method(
     build=build,
     loss=loss,
     similarity=similarity,
+    stackable=True,
 )

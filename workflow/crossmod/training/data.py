@@ -48,7 +48,7 @@ def split_data(
     }
     return SplitData(
         annotation_ids=ids,
-        features={m: np.array(x, dtype=np.float32) for m, x in arrays.items()},
+        features={m: np.asarray(x, dtype=np.float32) for m, x in arrays.items()},
         keys={k: v.astype(np.int64) for k, v in keys.items()},
         train_rows=np.flatnonzero((parts == "train").to_numpy()),
         position=position,
@@ -73,10 +73,27 @@ def load_split(
     extras: dict[str, str] | None = None,
 ) -> SplitData:
     """A split's arrays; ``extras`` names further feature caches (.npz) a method needs."""
+    return load_splits(features_path, splits_path, pools_path, [split], extras)[split]
+
+
+def load_splits(
+    features_path: str,
+    splits_path: str,
+    pools_path: str,
+    splits: list[int],
+    extras: dict[str, str] | None = None,
+) -> dict[int, SplitData]:
+    """Several splits' arrays from one read of each file (the feature arrays are shared)."""
     meta, arrays = read_table(features_path)
-    splits = pd.read_csv(splits_path, dtype={"user": str})
-    data = split_data(meta, arrays, splits, pd.read_parquet(pools_path), split)
+    arrays = {m: np.asarray(x, dtype=np.float32) for m, x in arrays.items()}
+    table = pd.read_csv(splits_path, dtype={"user": str})
+    pools = pd.read_parquet(pools_path)
+    caches = {}
     for name, path in (extras or {}).items():
         with np.load(Path(path)) as cache:
-            data.extras[name] = {key: cache[key] for key in cache.files}
-    return data
+            caches[name] = {key: cache[key] for key in cache.files}
+    out = {}
+    for split in splits:
+        out[split] = split_data(meta, arrays, table, pools, split)
+        out[split].extras.update(caches)
+    return out

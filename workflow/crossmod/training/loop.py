@@ -63,6 +63,7 @@ class TrainResult:
     loss_series: dict[str, list[tuple[int, float]]]  # "total" and each named loss part
     val_series: list[tuple[int, dict[str, dict[str, float]]]]
     seconds: float
+    eval_seconds: float = 0.0  # of ``seconds``, spent on validation (make bench)
 
 
 def network_seed(settings: TrainSettings, spec: NetworkSpec, split: int) -> np.random.SeedSequence:
@@ -131,6 +132,7 @@ def train_network(
     train_keys = {k: torch.from_numpy(v[rows]).to(device) for k, v in data.keys.items()}
 
     start = time.perf_counter()
+    eval_seconds = 0.0
     snapshot = BestSnapshot(settings.patience)
     curves = LossCurves()
     val_series: list[tuple[int, dict]] = []
@@ -153,7 +155,9 @@ def train_network(
         if step % settings.eval_every == 0 or step == settings.steps:
             curves.flush(step)
             model.eval()
+            evaluating = time.perf_counter()
             val = evaluate(model, spec, data, "val")
+            eval_seconds += time.perf_counter() - evaluating
             val_series.append((step, val))
             if on_evaluation is not None:
                 on_evaluation(curves.series, val_series)
@@ -166,5 +170,12 @@ def train_network(
     model.eval()
     seconds = time.perf_counter() - start
     return TrainResult(
-        model, snapshot.best_step, step, snapshot.stopped_early, curves.series, val_series, seconds
+        model,
+        snapshot.best_step,
+        step,
+        snapshot.stopped_early,
+        curves.series,
+        val_series,
+        seconds,
+        eval_seconds,
     )

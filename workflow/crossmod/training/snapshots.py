@@ -23,9 +23,10 @@ class LossCurves:
         self.series: dict[str, list[tuple[int, float]]] = {}
         self._window: dict[str, list[float]] = {}
 
-    def add(self, parts: dict[str, torch.Tensor]) -> None:
+    def add(self, parts: dict[str, torch.Tensor | float]) -> None:
         for name, value in parts.items():
-            self._window.setdefault(name, []).append(float(value.detach()))
+            number = float(value.detach()) if torch.is_tensor(value) else float(value)
+            self._window.setdefault(name, []).append(number)
 
     def flush(self, step: int) -> None:
         """One point per part: the mean since the last flush, at ``step``."""
@@ -50,10 +51,12 @@ class BestSnapshot:
         self.since_best = 0
         self.stopped_early = False
 
-    def offer(self, model: torch.nn.Module, step: int, key: Any) -> bool:
+    def offer(self, model: torch.nn.Module | dict[str, torch.Tensor], step: int, key: Any) -> bool:
+        """``model`` may be a module or the state dict to keep (one member of a stack)."""
         if self.best_key is None or key > self.best_key:
             self.best_key, self.best_step, self.since_best = key, step, 0
-            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state = model if isinstance(model, dict) else model.state_dict()
+            self.state = {k: v.detach().clone() for k, v in state.items()}
             return False
         self.since_best += 1
         self.stopped_early = bool(self.patience) and self.since_best >= self.patience

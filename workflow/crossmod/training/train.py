@@ -24,9 +24,10 @@ from crossmod.evaluation.scoring import embed_all, evaluate, pool_ranks
 from crossmod.methods.registry import NetworkSpec, registry
 from crossmod.tracking.live import LiveRun
 from crossmod.tracking.track import network_run_name
-from crossmod.training.data import load_split
+from crossmod.training.data import SplitData, load_splits
 from crossmod.training.devices import DeviceError, resolve_device
 from crossmod.training.loop import TrainResult, TrainSettings, method_schedule, train_network
+from crossmod.training.stacked import train_stacked
 
 log = logging.getLogger("crossmod.training")
 METRICS = ("top1", "top3", "rank")
@@ -91,91 +92,43 @@ def run_record(
     return {"params": params, "tags": tags, "series": series, "final": final}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--features", required=True)
-    parser.add_argument("--splits", required=True)
-    parser.add_argument("--pools", required=True)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--split", type=int, required=True)
-    parser.add_argument("--network", required=True, choices=sorted(registry().networks()))
-    parser.add_argument("--settings", required=True, help="the training section (JSON)")
-    parser.add_argument(
-        "--method-settings", required=True, help="the method's own section (JSON; {} if none)"
-    )
-    parser.add_argument(
-        "--extra", nargs="*", default=[], help="NAME=PATH: feature caches the method needs"
-    )
-    parser.add_argument("--variant", default=None, help="an ablation's name (PVSE)")
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--embeddings", required=True)
-    parser.add_argument("--metrics", required=True)
-    parser.add_argument(
-        "--experiments",
-        help="experiments.json: with a tracking server, curves go to MLflow while training",
-    )
-    args = parser.parse_args(argv)
-    setup_logging()
-    torch.set_num_threads(args.threads)
-
-    settings = TrainSettings.from_json(args.settings)
-    try:
-        device = resolve_device(settings.device)
-    except DeviceError as err:
-        raise SystemExit(f"error: {err}") from None
-    spec = registry().network(args.network)
-    method = registry().method(spec.method)
-    method_settings = method.settings.from_json(args.method_settings) if method.settings else None
-    extras = dict(item.split("=", 1) for item in args.extra)
-    data = load_split(args.features, args.splits, args.pools, args.split, extras)
-    log.info(
-        "%s split %d: %s on %d training annotations, %s; terms: %s",
-        args.dataset,
-        args.split,
-        spec.name,
-        len(data.train_rows),
-        device,
-        ", ".join(map(str, spec.terms)) or f"{spec.method} loss",
-    )
-    live = LiveRun.start(
-        args.experiments,
-        args.dataset,
-        network_run_name(args.dataset, args.split, spec.name),
-        {"dataset": args.dataset, "split": str(args.split), "network": spec.name},
-    )
-    result = train_network(
-        spec,
-        data,
-        settings,
-        args.split,
-        device,
-        method_settings,
-        on_evaluation=(lambda losses, val: live.send(flat_series(losses, val))) if live else None,
-    )
+def write_outputs(
+    spec: NetworkSpec,
+    data: SplitData,
+    result: TrainResult,
+    settings: TrainSettings,
+    method_settings,
+    args: argparse.Namespace,
+    split: int,
+    paths: dict[str, str],
+    live: LiveRun | None,
+) -> None:
+    """Evaluate one split's trained network; write its checkpoint, embeddings, metrics."""
     result.model.cpu()
     val = evaluate(result.model, spec, data, "val")
     test = evaluate(result.model, spec, data, "test")
     log.info(
-        "trained %d steps in %.1f s (%.1f steps/s), best at step %d%s",
+        "split %d: trained %d steps in %.1f s (%.1f steps/s), best at step %d%s",
+        split,
         result.steps_run,
         result.seconds,
-        result.steps_run / result.seconds,
+        result.steps_run / max(result.seconds, 1e-9),
         result.best_step,
         " (stopped early)" if result.stopped_early else "",
     )
     for task in spec.tasks:
         log.info("  %s val %s | test %s", task, val[task], test[task])
-
     checkpoint = {
         "network": spec.name,
         "settings": asdict(method_schedule(settings, method_settings)),
         "input_dims": {m: int(data.features[m].shape[1]) for m in spec.modalities},
         "state_dict": result.model.state_dict(),
     }
-    torch.save(checkpoint, ensure_parent(args.checkpoint))
+    torch.save(checkpoint, ensure_parent(paths["checkpoint"]))
     embeddings = embed_all(result.model, spec, data)
-    write_table(pd.DataFrame({"annotation_id": data.annotation_ids}), embeddings, args.embeddings)
+    write_table(
+        pd.DataFrame({"annotation_id": data.annotation_ids}), embeddings, paths["embeddings"]
+    )
     # Per-query test ranks under every pool protocol: the intervals and paired tests of
     # the tables (crossmod.reporting.summary) and the protocol comparison come from these.
     test_ranks = {
@@ -184,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     report = {
         "dataset": args.dataset,
-        "split": args.split,
+        "split": split,
         "network": spec.name,
         "method": spec.method,
         "setup": spec.setup,
@@ -197,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps_run": result.steps_run,
         "stopped_early": result.stopped_early,
         "train_seconds": result.seconds,
+        "eval_seconds": result.eval_seconds,
         "val": val,
         "test": test,
         "protocols": {
@@ -215,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             val,
             test,
             args.dataset,
-            args.split,
+            split,
             args.threads,
             method_settings,
             args.variant,
@@ -224,7 +178,119 @@ def main(argv: list[str] | None = None) -> int:
     if live is not None:
         live.send(report["run"]["series"])  # what came after the last evaluation
         report["run"] |= live.record()
-    ensure_parent(args.metrics).write_text(json.dumps(report, indent=2) + "\n")
+    ensure_parent(paths["metrics"]).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--features", required=True)
+    parser.add_argument("--splits", required=True)
+    parser.add_argument("--pools", required=True)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument(
+        "--split",
+        type=int,
+        nargs="+",
+        required=True,
+        help="the splits to train; several at once for a stackable method",
+    )
+    parser.add_argument("--network", required=True, choices=sorted(registry().networks()))
+    parser.add_argument("--settings", required=True, help="the training section (JSON)")
+    parser.add_argument(
+        "--method-settings", required=True, help="the method's own section (JSON; {} if none)"
+    )
+    parser.add_argument(
+        "--extra", nargs="*", default=[], help="NAME=PATH: feature caches the method needs"
+    )
+    parser.add_argument("--variant", default=None, help="an ablation's name (PVSE)")
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--checkpoint", nargs="+", required=True, help="one per split")
+    parser.add_argument("--embeddings", nargs="+", required=True, help="one per split")
+    parser.add_argument("--metrics", nargs="+", required=True, help="one per split")
+    parser.add_argument(
+        "--experiments",
+        help="experiments.json: with a tracking server, curves go to MLflow while training",
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    torch.set_num_threads(args.threads)
+    outputs = (args.checkpoint, args.embeddings, args.metrics)
+    if any(len(paths) != len(args.split) for paths in outputs):
+        parser.error("--checkpoint, --embeddings and --metrics need one path per --split")
+
+    settings = TrainSettings.from_json(args.settings)
+    try:
+        device = resolve_device(settings.device)
+    except DeviceError as err:
+        raise SystemExit(f"error: {err}") from None
+    spec = registry().network(args.network)
+    method = registry().method(spec.method)
+    if len(args.split) > 1 and not method.stackable:
+        parser.error(f"{spec.name}: method {spec.method} trains one split per job")
+    method_settings = method.settings.from_json(args.method_settings) if method.settings else None
+    extras = dict(item.split("=", 1) for item in args.extra)
+    datas = load_splits(args.features, args.splits, args.pools, args.split, extras)
+    log.info(
+        "%s split(s) %s: %s on %s training annotations, %s; terms: %s",
+        args.dataset,
+        ", ".join(map(str, args.split)),
+        spec.name,
+        "/".join(str(len(d.train_rows)) for d in datas.values()),
+        device,
+        ", ".join(map(str, spec.terms)) or f"{spec.method} loss",
+    )
+    lives = {}
+    for split in args.split:
+        live = LiveRun.start(
+            args.experiments,
+            args.dataset,
+            network_run_name(args.dataset, split, spec.name),
+            {"dataset": args.dataset, "split": str(split), "network": spec.name},
+        )
+        if live is not None:
+            lives[split] = live
+
+    def sender(live: LiveRun):
+        return lambda losses, val: live.send(flat_series(losses, val))
+
+    if method.stackable:
+        results = train_stacked(
+            spec,
+            datas,
+            settings,
+            device,
+            method_settings,
+            on_evaluation={split: sender(live) for split, live in lives.items()},
+        )
+    else:
+        (split,) = args.split
+        live = lives.get(split)
+        results = {
+            split: train_network(
+                spec,
+                datas[split],
+                settings,
+                split,
+                device,
+                method_settings,
+                on_evaluation=sender(live) if live else None,
+            )
+        }
+    for index, split in enumerate(args.split):
+        paths = {
+            name: getattr(args, name)[index] for name in ("checkpoint", "embeddings", "metrics")
+        }
+        write_outputs(
+            spec,
+            datas[split],
+            results[split],
+            settings,
+            method_settings,
+            args,
+            split,
+            paths,
+            lives.get(split),
+        )
     return 0
 
 
