@@ -1,5 +1,7 @@
 """Run a command and record its wall time: ``python scripts/timed_run.py OUT -- CMD ...``.
 
+(``OUT --results DIR -- CMD`` when the run's results folder is not ``results/``.)
+
 ``make run`` wraps the workflow in this, so that ``make bench`` can report the default
 run's wall time (``default_run_wall_s``) as measured, with the machine's core count and
 whether the run started from an empty ``results/`` (only such a run is the figure the
@@ -18,11 +20,14 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    results = Path("results")
+    if len(argv) > 2 and argv[1] == "--results":  # OUT --results DIR -- CMD ...
+        results, argv = Path(argv[2]), [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
         print(__doc__, file=sys.stderr)
         return 2
     out, command = Path(argv[0]), argv[2:]
-    fresh = not Path("results/metrics.csv").exists()
+    fresh = not (results / "metrics.csv").exists()
     start = time.perf_counter()
     status = subprocess.call(command)
     wall = time.perf_counter() - start

@@ -151,3 +151,34 @@ def good_row(i: int, **overrides) -> dict:
     )
     row.update(overrides)
     return row
+
+
+def looked_at(settings: GeneratorSettings) -> tuple:
+    """The generator's own record of each annotation, before any image or CNN.
+
+    Features per annotation: +1 for each category looked at, -1 for each category in the
+    scene but not looked at, and the number of clicks; with the annotator's BFI answers,
+    user and image index, and the annotation table the pools are drawn from.
+    """
+    import pandas as pd
+
+    from crossmod.data.synthetic.generate import draw_world
+    from crossmod.data.synthetic.photos import CATEGORIES
+
+    world = draw_world(settings)
+    features, answers, users, images = [], [], [], []
+    for record in world.annotations:
+        scene = world.scenes[record.image_index]
+        x = np.zeros(len(CATEGORIES) + 1)
+        for obj in scene.objects:
+            x[obj.category] = -1.0
+        for i in record.visited:
+            x[scene.objects[i].category] = 1.0
+        x[-1] = len(record.clicks)
+        features.append(x)
+        answers.append(world.users[record.task.user].answers)
+        users.append(record.task.user)
+        images.append(record.image_index)
+    X, P, U = np.array(features), np.array(answers, dtype=float), np.array(users)
+    table = pd.DataFrame({"annotation_id": np.arange(len(X)), "user": U, "image": images})
+    return X, P, U, table

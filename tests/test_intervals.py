@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import looked_at
 from crossmod.data.pools import draw_pools
 from crossmod.data.synthetic import GeneratorSettings
-from crossmod.data.synthetic.generate import draw_world
-from crossmod.data.synthetic.photos import CATEGORIES
 from crossmod.evaluation.intervals import (
     IntervalSettings,
     bootstrap_means,
@@ -98,22 +97,7 @@ def _null_world_ranks(seed: int) -> dict[str, dict[str, list[np.ndarray]]]:
     settings = GeneratorSettings.from_config(
         kind="coco", n_users=79, n_images=363, n_sets=30, seed=seed, style_strength=0.0
     )
-    world = draw_world(settings)
-    features, answers, users, images = [], [], [], []
-    for record in world.annotations:
-        scene = world.scenes[record.image_index]
-        x = np.zeros(len(CATEGORIES) + 1)
-        for obj in scene.objects:
-            x[obj.category] = -1.0
-        for i in record.visited:
-            x[scene.objects[i].category] = 1.0
-        x[-1] = len(record.clicks)
-        features.append(x)
-        answers.append(world.users[record.task.user].answers)
-        users.append(record.task.user)
-        images.append(record.image_index)
-    X, P, U = np.array(features), np.array(answers, dtype=float), np.array(users)
-    table = pd.DataFrame({"annotation_id": np.arange(len(X)), "user": U, "image": images})
+    X, P, U, table = looked_at(settings)
     out: dict[str, dict[str, list[np.ndarray]]] = {"g2p": {}, "p2g": {}}
     for split in range(5):
         rng = np.random.default_rng([seed, split])

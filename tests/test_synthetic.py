@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from conftest import tiny_settings
+from conftest import looked_at, tiny_settings
 from crossmod.data.pools import draw_pools
 from crossmod.data.release import load_map, read_release
 from crossmod.data.synthetic import GeneratorSettings, generate
-from crossmod.data.synthetic.generate import assign_tasks, draw_world, make_image_sets
+from crossmod.data.synthetic.generate import assign_tasks, make_image_sets
 from crossmod.data.synthetic.language import LEXICONS, TOPICS
 from crossmod.data.synthetic.photos import CATEGORIES, photo
 from crossmod.evaluation.ranking import metrics, ranks
@@ -132,22 +132,7 @@ def _gaze_to_personality_top3(settings: GeneratorSettings, n_splits: int = 5) ->
     the scene but not looked at, and the number of clicks: the generator's own record,
     before any CNN. Users split 70/10/20 and 15-answer pools as in SPEC 5.
     """
-    world = draw_world(settings)
-    features, answers, users, images = [], [], [], []
-    for record in world.annotations:
-        scene = world.scenes[record.image_index]
-        x = np.zeros(len(CATEGORIES) + 1)
-        for obj in scene.objects:
-            x[obj.category] = -1.0
-        for i in record.visited:
-            x[scene.objects[i].category] = 1.0
-        x[-1] = len(record.clicks)
-        features.append(x)
-        answers.append(world.users[record.task.user].answers)
-        users.append(record.task.user)
-        images.append(record.image_index)
-    X, P, U = np.array(features), np.array(answers, dtype=float), np.array(users)
-    table = pd.DataFrame({"annotation_id": np.arange(len(X)), "user": U, "image": images})
+    X, P, U, table = looked_at(settings)
     scores = []
     for split in range(n_splits):
         rng = np.random.default_rng(split)
