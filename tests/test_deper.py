@@ -21,7 +21,9 @@ from crossmod.features.trajectories import (
 )
 from crossmod.methods import deper_net
 from crossmod.methods.deper import (
+    DeperSettings,
     SubjectMemoryBank,
+    centre_by_group,
     cls_chance,
     cls_metric,
     cls_over_images,
@@ -354,3 +356,65 @@ def test_cls_over_images_pools_references_and_skips_single_annotators():
     assert cls_over_images(matrices) == pytest.approx((2 + 1) / (3 + 2))
     assert cls_chance(matrices) == pytest.approx(2 / 5)  # 3 * 1/3 + 2 * 1/2 over 5 refs
     assert math.isnan(cls_over_images([np.array([[1.0]])]))
+
+
+# ---------------------------------------------------------------- centring in a batch
+
+
+def test_centre_by_group_by_hand():
+    z = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0], [0.0, -4.0]], requires_grad=True)
+    groups = torch.tensor([7, 7, 9, 7])
+    got = centre_by_group(z, groups)
+    # Group 7: (1, 0), (0, 1), (0, -1), mean (1/3, 0); group 9 has one row: normalised only.
+    r = 1 / math.sqrt(2)
+    expected = torch.tensor([[2 / 3, 0.0], [-1 / 3, 1.0], [r, r], [-1 / 3, -1.0]])
+    assert torch.allclose(got, expected, atol=1e-6)
+    got.sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+
+
+def _inputs() -> dict[str, torch.Tensor]:
+    return {
+        "words": torch.tensor([[4, 5, 6, -1], [7, 8, -1, -1]]),
+        "valid": torch.tensor([[True, True, True], [True, False, False]]),
+        "positions": torch.rand(2, 3, 2),
+    }
+
+
+def test_hide_inputs_hides_words_and_clicks_and_nothing_else():
+    from crossmod.training.subjects import hide_inputs
+
+    inputs = _inputs()
+    kept = hide_inputs(inputs, 0.0, 0.0)
+    assert all(torch.equal(kept[k], inputs[k]) for k in inputs)
+    hidden = hide_inputs(inputs, 1.0, 1.0)
+    assert (hidden["words"] == -1).all() and not hidden["valid"].any()
+    assert hidden["positions"] is inputs["positions"]
+    assert (inputs["words"] >= 0).sum() == 5 and inputs["valid"].sum() == 4  # untouched
+    torch.manual_seed(0)
+    some = hide_inputs(
+        {"words": torch.zeros(100, 50, dtype=torch.long), "valid": _inputs()["valid"]}, 0.3, 0.0
+    )
+    assert 0.25 < (some["words"] == -1).float().mean() < 0.35
+
+
+def test_centred_training_draws_whole_images():
+    from crossmod.training.subjects import SubjectData, training_sampler
+
+    settings = DeperSettings.from_config(batch_subjects=2, samples_per_subject=3)
+    images = np.repeat([f"im{i}" for i in range(8)], 3)
+    users = np.array([f"u{i % 5}" for i in range(len(images))])
+    data = SubjectData(
+        **{f: None for f in SubjectData.__dataclass_fields__}
+        | {"user": users, "image_name": images, "part": np.full(len(images), "train")}
+    )
+    rows = np.arange(len(images))
+    batch = training_sampler(data, rows, settings, np.random.default_rng(0))()
+    assert len(batch) == 6 and len(set(images[batch])) == 2  # two images, all three each
+    by_user = training_sampler(
+        data,
+        rows,
+        DeperSettings.from_config(centre="none", batch_subjects=2, samples_per_subject=3),
+        np.random.default_rng(0),
+    )()
+    assert len(set(users[by_user])) == 2

@@ -13,7 +13,12 @@ import torch
 from crossmod.features.trajectories import sinusoidal_position_code
 from crossmod.methods import deper_encoder
 from crossmod.methods.deper import trajectory_loss
-from crossmod.methods.deper_net import DeperConfig, DeperNetwork, position_code
+from crossmod.methods.deper_net import (
+    CosineClassifier,
+    DeperConfig,
+    DeperNetwork,
+    position_code,
+)
 
 B, CELLS, P, T, L, V, D_W, SUBJECTS = 4, 9, 6, 5, 4, 10, 6, 3
 STREAMS = ("both", "caption", "trajectory")
@@ -257,3 +262,31 @@ def test_training_learns_subjects_from_the_caption():
         optimizer.step()
     after = cross_entropy()
     assert after < 0.5 * before, (before, after)
+
+
+def test_cosine_classifier_by_hand():
+    classifier = CosineClassifier(2, 2, scale=10.0)
+    with torch.no_grad():
+        classifier.linear.weight.copy_(torch.tensor([[3.0, 0.0], [1.0, 1.0]]))
+    z = torch.tensor([[0.0, 5.0]])
+    # cos to (1, 0) is 0, to (1, 1) is 1/sqrt(2); the length of z and of the rows is ignored.
+    assert torch.allclose(classifier(z), torch.tensor([[0.0, 10.0 / 2**0.5]]), atol=1e-5)
+    plain = CosineClassifier(2, 2, scale=0.0)
+    assert torch.allclose(plain(z), plain.linear(z))
+    with pytest.raises(ValueError, match="classifier_scale"):
+        DeperConfig(classifier_scale=-1.0)
+
+
+def test_z_reads_the_mean_of_the_streams_beside_the_query():
+    """With the attention's output zeroed, z = MLP(LN(query + mean of the real tokens))."""
+    extractor = make_net().extractor
+    with torch.no_grad():
+        extractor.attention.out.weight.zero_()
+        extractor.attention.out.bias.zero_()
+    states = torch.randn(2, 5, 16)
+    keep = torch.tensor([[True, True, False, False, False], [True] * 5])
+    states[0, 2:] = 100.0  # padding must not count
+    mean = torch.stack([states[0, :2].mean(0), states[1].mean(0)])
+    expected = extractor.mlp(extractor.norm(extractor.query[0] + mean))
+    with torch.no_grad():
+        assert torch.allclose(extractor(states, keep), expected, atol=1e-5)

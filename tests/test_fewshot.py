@@ -8,9 +8,11 @@ from scipy import stats
 
 from crossmod.evaluation.fewshot import (
     Draw,
+    centre_on_images,
     draws_for,
     identification,
     identify,
+    protocol_embeddings,
     ridge_probe,
     t_interval,
     true_subject_rank,
@@ -146,3 +148,43 @@ def test_identification_marks_a_method_that_differs_from_deper_in_every_split():
     assert table.marks.loc["random", "S=1 top-1"] == ""
     assert table.marks.loc["DEPER", "S=1 top-1"] == ""
     assert "▲" in table.cell("handcrafted", "S=1 top-1")
+
+
+def test_centre_on_images_by_hand():
+    z = np.array([[3.0, 0.0], [0.0, 2.0], [0.0, -1.0], [5.0, 5.0]])
+    images = np.array(["a", "a", "b", "c"])
+    # Normalised rows: (1, 0), (0, 1) on image a, mean (0.5, 0.5); (0, -1) alone on b
+    # and (0.7071, 0.7071) alone on c: a single annotation of an image centres to zero.
+    expected = np.array([[0.5, -0.5], [-0.5, 0.5], [0.0, 0.0], [0.0, 0.0]])
+    assert np.allclose(centre_on_images(z, images), expected)
+    assert np.allclose(protocol_embeddings(z, images, "none"), z)
+    with pytest.raises(ValueError, match="centre"):
+        protocol_embeddings(z, images, "user")
+    with pytest.raises(ValueError, match="3 image labels for 4"):
+        centre_on_images(z, images[:3])
+
+
+def test_centring_removes_an_image_set_confound():
+    """The known answer behind ``centre: image``: a person who is only their image set.
+
+    30 subjects, 3 per set of 6 images, all alike. An encoder trained on seen subjects
+    maps every image of a set near the seen annotators of that set, so here every
+    embedding is its set's signature plus noise. Uncentred, the nearest centroid
+    "identifies" subjects through their set (far above chance); centred on the images,
+    nothing is left to find (at chance). A planted person signal survives the centring.
+    """
+    rng = np.random.default_rng(3)
+    subjects = np.repeat(np.arange(30), 6)
+    sets = subjects // 3
+    images = np.array([f"set{s}_{i % 6}" for i, s in enumerate(sets)])
+    z = rng.normal(size=(10, 32))[sets] + 0.5 * rng.normal(size=(len(images), 32))
+    labels = subjects.astype(str)
+
+    def top1(x: np.ndarray) -> float:
+        return identification(x, labels, np.unique(labels), (3,), 30, 0, 0)[0]["top1"]
+
+    chance = 1 / 30
+    assert top1(z) > 5 * chance
+    assert abs(top1(centre_on_images(z, images)) - chance) < 0.03
+    person = rng.normal(size=(30, 32))[subjects]
+    assert top1(centre_on_images(z + person, images)) > 0.5

@@ -1,8 +1,9 @@
 """``python -m crossmod.evaluation.subjects``: the handcrafted-feature baseline of DEPER.
 
 The identity classifier's features (mean GloVe of the caption + the gaze statistics),
-standardised with the split's training users, identified few-shot by the same
-nearest-centroid rule on the same draws as DEPER (``crossmod.evaluation.fewshot``):
+standardised with the split's training users, compared as DEPER's embeddings are
+(centred on their image with ``deper.centre: image``) and identified few-shot by the
+same nearest-centroid rule on the same draws (``crossmod.evaluation.fewshot``):
 how far do features that need no training go at telling unseen people apart?
 """
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.data.arrays import read_table
-from crossmod.evaluation.fewshot import identification
+from crossmod.evaluation.fewshot import identification, protocol_embeddings
 from crossmod.evaluation.identity import feature_sets
 from crossmod.methods.deper import DeperSettings
 
@@ -33,10 +34,11 @@ def handcrafted_rows(
         train = (part == "train").to_numpy()
         mean, scale = features[train].mean(axis=0), features[train].std(axis=0)
         scaled = (features - mean) / np.where(scale > 0, scale, 1.0)
+        compared = protocol_embeddings(scaled, meta["image_name"].to_numpy(str), settings.centre)
         test = (part == "test").to_numpy()
         labels = meta["user"].astype(str).to_numpy()[test]
         for row in identification(
-            scaled[test],
+            compared[test],
             labels,
             np.unique(labels),
             tuple(settings.shots),
@@ -59,13 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     log = setup_logging()
     meta, arrays = read_table(args.features)
     features = feature_sets(meta, arrays)["both"]
+    settings = DeperSettings.from_json(args.settings)
     try:
-        rows = handcrafted_rows(
-            meta, features, pd.read_csv(args.splits), DeperSettings.from_json(args.settings)
-        )
+        rows = handcrafted_rows(meta, features, pd.read_csv(args.splits), settings)
     except ValueError as err:
         raise SystemExit(f"{args.splits}: {err}") from None
-    report = {"dataset": args.dataset, "variant": "handcrafted", "identification": rows}
+    report = {
+        "dataset": args.dataset,
+        "variant": "handcrafted",
+        "centre": settings.centre,
+        "identification": rows,
+    }
     ensure_parent(args.out).write_text(json.dumps(report, indent=2) + "\n")
     log.info("%s", pd.DataFrame(rows).groupby("shots")[["top1", "top5"]].mean())
     return 0

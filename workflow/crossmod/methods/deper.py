@@ -12,6 +12,8 @@ can be checked by hand:
 - ``FiLM`` (the decoder's conditioning on z_s) is a ``torch.nn`` module in
   :mod:`crossmod.methods.deper_net`, with the networks to come;
 - :func:`trajectory_loss`: the trajectory decoder's position + validity loss;
+- :func:`centre_by_group`: embeddings centred on their image within a batch (the
+  ``centre: image`` training);
 - :func:`cls_metric`, :func:`cls_over_images`, :func:`cls_chance`: the reference's
   ``eval_cls`` (does a reference caption pick out the caption generated for its own
   author?).
@@ -56,6 +58,9 @@ class DeperSettings(Settings):
     dropout: float
     streams: str
     order_code: bool
+    classifier_scale: float
+    word_dropout: float
+    click_dropout: float
     steps: int
     batch_subjects: int
     samples_per_subject: int
@@ -70,6 +75,7 @@ class DeperSettings(Settings):
     patience: int
     shots: tuple[int, ...]
     draws: int
+    centre: str
     seed: int
 
 
@@ -196,6 +202,29 @@ def supcon_with_bank(
     loss = supcon_loss(anchors, labels, bank_embeddings, bank_labels.to(labels.device), temperature)
     bank.add(anchors, labels)
     return loss
+
+
+def centre_by_group(z: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Rows L2-normalised, then each minus the mean of the rows of its group.
+
+    ``z`` (B, D), ``groups`` (B,) integer labels (here: the annotated image). A row whose
+    group has no other row in the batch is left normalised but uncentred: there is no
+    one to compare it with, and centring would zero it. The training twin of
+    :func:`crossmod.evaluation.fewshot.centre_on_images`: with ``centre: image`` the
+    subject classifier and SupCon read embeddings centred on their image within the
+    batch, so that recognising a training subject's image set no longer pays and only
+    what tells apart the people who saw the same image does.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    unit = F.normalize(z, dim=1)
+    _, index = torch.unique(groups, return_inverse=True)
+    members = F.one_hot(index).to(unit.dtype)  # (B, G)
+    counts = members.sum(dim=0)  # (G,)
+    means = (members.T @ unit) / counts[:, None]
+    shared = (counts[index] > 1).to(unit.dtype)[:, None]
+    return unit - shared * means[index]
 
 
 def trajectory_loss(

@@ -71,7 +71,30 @@ def probe_rows(reports: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def identification_table(rows: pd.DataFrame, dataset: str, name: str, alpha: float = 0.05) -> Table:
+PROTOCOLS = {
+    "image": "embeddings L2-normalised and centred on their image, i.e. minus the mean "
+    "over every annotation of that image, so people are compared on the same images",
+    "none": "raw embeddings (not centred on their image: recognising a subject's image "
+    "set counts as recognising the subject)",
+}
+"""How the few-shot rule compared the embeddings (``deper.centre``), for table notes."""
+
+
+def protocol_of(reports: list[dict]) -> str:
+    """The one ``centre`` every report was scored with; reports written before the
+    setting existed were scored on raw embeddings. Mixed protocols cannot share a table."""
+    found = {report.get("centre", "none") for report in reports}
+    if len(found) != 1:
+        raise SystemExit(
+            f"identification was scored with different deper.centre settings {sorted(found)}: "
+            "rerun the encoders and the handcrafted baseline with one setting"
+        )
+    return found.pop()
+
+
+def identification_table(
+    rows: pd.DataFrame, dataset: str, name: str, centre: str = "image", alpha: float = 0.05
+) -> Table:
     """Methods x (S, top-k): mean over splits [95% t-interval], marked against DEPER.
 
     Every method is scored on the same support/query draws of the same splits, so a
@@ -118,7 +141,8 @@ def identification_table(rows: pd.DataFrame, dataset: str, name: str, alpha: flo
     n_splits = chosen["split"].nunique()
     draws = "draws of S support samples per unseen subject"
     note = (
-        f"Few-shot identification of unseen subjects (nearest centroid, cosine): mean over "
+        f"Few-shot identification of unseen subjects (nearest centroid, cosine; "
+        f"{PROTOCOLS[centre]}): mean over "
         f"{n_splits} user splits [95% t-interval over splits]; each split averages the same "
         f"{draws} for every method. ▲/▼: better/worse than DEPER (paired t-test over the "
         f"splits' means, Holm across the column's rows, p < {alpha:g}). Best per column in bold."
@@ -180,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = [json.loads(Path(p).read_text()) for p in args.metrics]
     handcrafted = [json.loads(Path(p).read_text()) for p in args.handcrafted]
     rows = identification_rows(reports + handcrafted)
+    centre = protocol_of(reports + handcrafted)
     rows.to_csv(ensure_parent(args.tidy), index=False)
     probes = probe_rows(reports)
     if args.probe:
@@ -187,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     name = "identification" if handcrafted else "deper_ablations"
     for dataset in sorted(rows["dataset"].unique()):
         folder = Path(args.out) / dataset
-        table = identification_table(rows, dataset, name)
+        table = identification_table(rows, dataset, name, centre)
         table.write(folder)
         log.info("\n%s", table.markdown())
         if args.probe:
