@@ -9,7 +9,8 @@ import torch
 
 from crossmod.data.pools import POOL_SIZE, draw_pools, make_pools, pool_matrix, validation_draws
 from crossmod.data.splits import make_splits
-from crossmod.evaluation.ranking import metrics, ranks, task_modalities
+from crossmod.evaluation.ranking import metrics, pool_vectors, ranks, task_modalities
+from crossmod.evaluation.scoring import pool_rows
 from crossmod.methods.encoders import Embedder
 from crossmod.methods.veit import bilinear_scores, veit_loss
 from crossmod.training.sampler import GroupBatchSampler
@@ -129,6 +130,21 @@ def test_ranks_count_ties_against_the_method():
     constant = np.zeros((10, 15))
     assert metrics(ranks(constant))["rank"] == 15  # a constant scorer gets the worst rank
     assert task_modalities("t2g") == ("text", "gaze")
+
+
+def test_pool_rows_map_ids_to_the_rows_the_pools_read():
+    # Ids 0..5 sit in rows 5, 3, -, 0, 1, 2 (id 2 has no row); the pools read ids 0, 3, 5, 4.
+    position = np.array([5, 3, -1, 0, 1, 2])
+    pools = np.array([[0, 3], [5, 3], [4, 0]])
+    rows, local = pool_rows(position, pools)
+    assert rows.tolist() == [0, 1, 2, 5]  # rows of ids 3, 4, 5, 0
+    assert local.tolist() == [3, -1, -1, 0, 1, 2]  # id 1 (row 3) is not read: -1
+    # The subset's vectors under the local map are the full table's under the full map.
+    table = np.arange(6 * 2, dtype=float).reshape(6, 2)
+    full = pool_vectors(table, table, position, pools)
+    subset = pool_vectors(table[rows], table[rows], local, pools)
+    for a, b in zip(full, subset, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_veit_score_and_loss_by_hand():

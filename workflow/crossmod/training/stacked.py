@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossmod.evaluation.ranking import metrics
-from crossmod.evaluation.scoring import pool_ranks, selection_key
+from crossmod.evaluation.scoring import pool_ranks, pool_rows, selection_key
 from crossmod.methods.encoders import Embedder
 from crossmod.methods.registry import NetworkSpec, registry
 from crossmod.progress import Progress
@@ -233,19 +233,18 @@ def _train_group(
     factory = method.optimizer or adagrad
     optimizer = factory(model, settings)
     with torch.no_grad():
-        # Training rows standardised once (S, n_max, d); all rows for validation (S, N, d).
+        # Training rows standardised once (S, n_max, d).
         train_x = {
             m: model.standardize(
                 m, _padded([datas[s].features[m][datas[s].train_rows] for s in splits], device)
             )
             for m in spec.modalities
         }
-        all_x = {
+        # Validation reads only the rows of its pools: (S, n_val_max, d), a map per split.
+        val_rows = {s: pool_rows(datas[s].position, datas[s].pools["val"]) for s in splits}
+        val_x = {
             m: model.standardize(
-                m,
-                torch.tensor(datas[splits[0]].features[m], device=device).expand(
-                    len(splits), -1, -1
-                ),
+                m, _padded([datas[s].features[m][val_rows[s][0]] for s in splits], device)
             )
             for m in spec.modalities
         }
@@ -286,7 +285,7 @@ def _train_group(
         evaluating = time.perf_counter()
         stopped = []
         with torch.no_grad():
-            projected = {m: model.project(m, x) for m, x in all_x.items()}
+            projected = {m: model.project(m, x) for m, x in val_x.items()}
         for position, i in enumerate(active):
             data = datas[splits[i]]
             curves[i].flush(step)
@@ -294,7 +293,12 @@ def _train_group(
             val = {
                 task: metrics(rank)
                 for task, rank in pool_ranks(
-                    _member(model, position), spec, data, data.pools["val"], emb
+                    _member(model, position),
+                    spec,
+                    data,
+                    data.pools["val"],
+                    emb,
+                    val_rows[splits[i]][1],
                 ).items()
             }
             val_series[i].append((step, val))
@@ -313,8 +317,8 @@ def _train_group(
             model.keep(rows)
             optimizer = _slice_optimizer(optimizer, old, model, rows, factory, settings)
             active = [active[p] for p in rows]
-            for m in all_x:
-                all_x[m] = all_x[m][rows]
+            for m in val_x:
+                val_x[m] = val_x[m][rows]
                 train_x[m] = train_x[m][rows]
             train_keys = {k: v[rows] for k, v in train_keys.items()}
     seconds = time.perf_counter() - start

@@ -20,7 +20,7 @@ import torch
 from crossmod.cli import ensure_parent, setup_logging
 from crossmod.data.arrays import write_table
 from crossmod.evaluation.ranking import metrics
-from crossmod.evaluation.scoring import embed_all, evaluate, pool_ranks
+from crossmod.evaluation.scoring import embed_all, pool_ranks
 from crossmod.methods.registry import NetworkSpec, registry
 from crossmod.tracking.live import LiveRun
 from crossmod.tracking.track import network_run_name
@@ -105,8 +105,16 @@ def write_outputs(
 ) -> None:
     """Evaluate one split's trained network; write its checkpoint, embeddings, metrics."""
     result.model.cpu()
-    val = evaluate(result.model, spec, data, "val")
-    test = evaluate(result.model, spec, data, "test")
+    embeddings = embed_all(result.model, spec, data)  # every row: they are saved
+    val, test = (
+        {
+            task: metrics(rank)
+            for task, rank in pool_ranks(
+                result.model, spec, data, data.pools[part], embeddings
+            ).items()
+        }
+        for part in ("val", "test")
+    )
     log.info(
         "split %d: trained %d steps in %.1f s (%.1f steps/s), best at step %d%s",
         split,
@@ -125,7 +133,6 @@ def write_outputs(
         "state_dict": result.model.state_dict(),
     }
     torch.save(checkpoint, ensure_parent(paths["checkpoint"]))
-    embeddings = embed_all(result.model, spec, data)
     write_table(
         pd.DataFrame({"annotation_id": data.annotation_ids}), embeddings, paths["embeddings"]
     )
