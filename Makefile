@@ -38,8 +38,9 @@ studies: setup
 	$(BIN)/snakemake --report results/report.html $(STUDIES)
 
 # Lint first (ruff, snakemake --lint, snakefmt): quick, and a red lint is a red test run.
+# The browser tests are test-browser's (CI runs both): with them `make test` took 18 min.
 test: setup lint
-	$(BIN)/python -m pytest -q -m "not faults"
+	$(BIN)/python -m pytest -q -m "not faults and not browser"
 
 # Faults survived: the tiny workflow SIGKILLed mid-training and rerun, and run with 8
 # jobs against a local MLflow server (two more whole tiny runs: CI, not every `make test`).
@@ -56,8 +57,8 @@ test-slurm: setup
 	CROSSMOD_SLURM_TEST=1 $(BIN)/python -m pytest -q -m slurm -s tests/test_slurm.py
 
 # The report, the HTML tables and the MLflow UI in headless Chromium (Debian's package,
-# installed here if missing: root), driven by Playwright; `make test` runs the same tests
-# where Chromium is installed and skips them, saying so, where it is not.
+# installed here if missing: root), driven by Playwright. Without Chromium (a direct
+# pytest run), they are skipped, saying so.
 test-browser: setup
 	command -v chromium >/dev/null || { apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends chromium; }
