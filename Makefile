@@ -8,7 +8,7 @@ CORES ?= $(shell nproc)
 # Jobs find `python -m crossmod...` in the venv.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run studies test test-slurm test-gpu test-browser test-faults ui lint bench bench-paper clean
+.PHONY: setup run studies test test-subjects test-slurm test-gpu test-browser test-faults ui lint bench bench-paper clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,14 @@ studies: setup
 	$(BIN)/snakemake --report results/report.html $(STUDIES)
 
 # Lint first (ruff, snakemake --lint, snakefmt): quick, and a red lint is a red test run.
-# The browser tests are test-browser's (CI runs both): with them `make test` took 18 min.
+# The browser tests are test-browser's and DEPER's known answers test-subjects' (CI runs
+# all three): with them `make test` took 18-19 min on 2 cores.
 test: setup lint
-	$(BIN)/python -m pytest -q -m "not faults and not browser"
+	$(BIN)/python -m pytest -q -m "not faults and not browser and not subjects"
+
+# DEPER's known answers: planted people told apart, the null set at chance (about 4 min).
+test-subjects: setup
+	$(BIN)/python -m pytest -q -m subjects -rs tests/test_known_subjects.py
 
 # Faults survived: the tiny workflow SIGKILLed mid-training and rerun, and run with 8
 # jobs against a local MLflow server (two more whole tiny runs: CI, not every `make test`).

@@ -35,7 +35,8 @@ from crossmod.features.trajectories import trajectory_table
 from crossmod.methods.deper import DeperSettings
 from crossmod.training.subjects import Batches, embed, load_subject_data, train_subjects
 
-pytestmark = pytest.mark.slow
+# Its own target (`make test-subjects`, run by CI): it keeps `make test` under 15 minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.subjects]
 N_SPLITS = 3
 SHOTS = 3
 SETTINGS = DeperSettings.from_config(steps=300, eval_every=100, shots=[SHOTS], draws=10)
