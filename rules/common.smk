@@ -68,13 +68,6 @@ if _unknown:
         f"known: {', '.join(sorted(NETWORKS))}"
     )
 SPLITS = list(range(config["splits"]))
-# Networks of stackable methods train all splits in one job (rule train_stacked).
-_stacked = sorted(
-    n for n, spec in NETWORKS.items() if METHODS.method(spec.method).stackable
-)
-_single = sorted(set(NETWORKS) - set(_stacked))
-STACKED_NETWORKS = "|".join(_stacked) or "(?!)"
-SINGLE_NETWORKS = "|".join(_single) or "(?!)"
 # PVSE's ablations (`snakemake pvse_ablations`), by name.
 ABLATIONS = {a["name"]: a for a in config["pvse"]["ablations"]}
 # DEPER's encoders: DEPER itself, its baselines (default run) and its ablations

@@ -1,10 +1,12 @@
-# Training: the networks come from the method registry (crossmod.methods). A stackable
-# method's network trains every split in one job (crossmod.training.stacked: one
-# process, one batched step for all splits); other methods' networks (PVSE) train one
-# job per (dataset, split, network) with crossmod.training.loop.
+# Training: the networks come from the method registry (crossmod.methods). Every
+# network trains all splits in one job per (dataset, network): a stackable method's
+# splits in one batched step (crossmod.training.stacked), the others' (PVSE) one after
+# another in the same process (crossmod.training.loop), so start-up, imports and data
+# loading are paid once per network, not once per split. MLflow still gets one run per
+# network and split.
 
 
-rule train_stacked:
+rule train:
     input:
         unpack(method_extras),
         features="results/{dataset}/features/annotations.parquet",
@@ -28,8 +30,6 @@ rule train_stacked:
         "results/logs/{dataset}/{network}.log",
     benchmark:
         "results/benchmarks/{dataset}/{network}.tsv"
-    wildcard_constraints:
-        network=STACKED_NETWORKS,
     conda:
         CONDA_ENV
     threads: config["training"]["threads"]
@@ -52,46 +52,6 @@ rule train_stacked:
         " --metrics {output.metrics} --experiments {input.experiments} 2> {log}"
 
 
-rule train:
-    input:
-        unpack(method_extras),
-        features="results/{dataset}/features/annotations.parquet",
-        splits="results/{dataset}/splits/users.csv",
-        pools="results/{dataset}/splits/pools.parquet",
-        # Where MLflow runs go: with a server, curves are sent while the network trains.
-        # ancient: a new tracking URI does not make trained networks stale.
-        experiments=ancient("results/mlflow/experiments.json"),
-    output:
-        checkpoint="results/{dataset}/split{split}/{network}/model.pt",
-        embeddings="results/{dataset}/split{split}/{network}/embeddings.parquet",
-        metrics="results/{dataset}/split{split}/{network}/metrics.json",
-    log:
-        "results/logs/{dataset}/split{split}/{network}.log",
-    benchmark:
-        "results/benchmarks/{dataset}/split{split}/{network}.tsv"
-    wildcard_constraints:
-        network=SINGLE_NETWORKS,
-    conda:
-        CONDA_ENV
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=60,
-        gpu=TRAIN_GPUS,
-    params:
-        settings=section_json("training"),
-        method_settings=method_settings,
-        extras=extras_arguments,
-    shell:
-        "python -m crossmod.training.train --features {input.features}"
-        " --splits {input.splits} --pools {input.pools} --dataset {wildcards.dataset}"
-        " --split {wildcards.split} --network {wildcards.network}"
-        " --settings {params.settings:q} --method-settings {params.method_settings:q}"
-        " --extra {params.extras} --threads {threads}"
-        " --checkpoint {output.checkpoint} --embeddings {output.embeddings}"
-        " --metrics {output.metrics} --experiments {input.experiments} 2> {log}"
-
-
 # PVSE's ablations: its {t,g} network with some of its settings changed (config
 # pvse.ablations), on every split; `snakemake pvse_ablations` builds them and their table.
 rule train_ablation:
@@ -101,29 +61,39 @@ rule train_ablation:
         splits="results/{dataset}/splits/users.csv",
         pools="results/{dataset}/splits/pools.parquet",
     output:
-        checkpoint="results/{dataset}/split{split}/ablations/{variant}/model.pt",
-        embeddings="results/{dataset}/split{split}/ablations/{variant}/embeddings.parquet",
-        metrics="results/{dataset}/split{split}/ablations/{variant}/metrics.json",
+        checkpoints=expand(
+            "results/{{dataset}}/split{split}/ablations/{{variant}}/model.pt",
+            split=SPLITS,
+        ),
+        embeddings=expand(
+            "results/{{dataset}}/split{split}/ablations/{{variant}}/embeddings.parquet",
+            split=SPLITS,
+        ),
+        metrics=expand(
+            "results/{{dataset}}/split{split}/ablations/{{variant}}/metrics.json",
+            split=SPLITS,
+        ),
     log:
-        "results/logs/{dataset}/split{split}/ablations/{variant}.log",
+        "results/logs/{dataset}/ablations/{variant}.log",
     benchmark:
-        "results/benchmarks/{dataset}/split{split}/ablations/{variant}.tsv"
+        "results/benchmarks/{dataset}/ablations/{variant}.tsv"
     conda:
         CONDA_ENV
     threads: config["training"]["threads"]
     resources:
-        mem_mb=3000,
-        runtime=60,
+        mem_mb=4000,
+        runtime=120,
         gpu=TRAIN_GPUS,
     params:
         settings=section_json("training"),
         method_settings=ablation_settings,
         extras=extras_arguments,
+        splits=SPLITS,
     shell:
         "python -m crossmod.training.train --features {input.features}"
         " --splits {input.splits} --pools {input.pools} --dataset {wildcards.dataset}"
-        " --split {wildcards.split} --network pvse_tg --variant {wildcards.variant}"
+        " --split {params.splits} --network pvse_tg --variant {wildcards.variant}"
         " --settings {params.settings:q} --method-settings {params.method_settings:q}"
         " --extra {params.extras} --threads {threads}"
-        " --checkpoint {output.checkpoint} --embeddings {output.embeddings}"
+        " --checkpoint {output.checkpoints} --embeddings {output.embeddings}"
         " --metrics {output.metrics} 2> {log}"

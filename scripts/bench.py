@@ -325,7 +325,7 @@ def default_run_training() -> dict | None:
     networks = registry().networks()
     files = sorted(
         f
-        for pattern in ("*/*.tsv", "*/split*/*.tsv")  # train_stacked; train (one split)
+        for pattern in ("*/*.tsv", "*/split*/*.tsv")  # train (every split); older runs: per split
         for f in Path("results/benchmarks").glob(pattern)
         if f.stem in networks
     )

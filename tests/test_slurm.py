@@ -310,9 +310,8 @@ def test_workflow_on_slurm_with_an_mlflow_server(cluster, mlflow_server, tmp_pat
         "combine",
         "identity",
     ]
-    # A stackable method's network trains both splits in one job; PVSE one per split.
-    stackable = [n for n in NETWORKS if registry().method(registry().network(n).method).stackable]
-    heavy += ["train_stacked"] * len(stackable) + ["train"] * 2 * (len(NETWORKS) - len(stackable))
+    # Every network trains both splits in one job.
+    heavy += ["train"] * len(NETWORKS)
     assert len(job_ids) >= len(heavy), output[-3000:]
     controller_log = os.environ.get("CROSSMOD_SLURMCTLD_LOG") or cluster.get(
         "CROSSMOD_SLURMCTLD_LOG"

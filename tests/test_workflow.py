@@ -334,11 +334,9 @@ def test_cuda_device_asks_every_training_job_for_a_gpu(tmp_path):
         tmp_path, "--configfile", str(config), "-n", "--config", "training={device: cuda}"
     )
     blocks = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=\n\n)", cuda.stdout, re.M | re.S)
-    train = [body for rule, body in blocks if rule in ("train", "train_stacked")]
-    networks = registry().networks()
-    stacked = [n for n, spec in networks.items() if registry().method(spec.method).stackable]
-    # every stackable network once (both splits in one job), every other per split
-    assert len(train) == len(stacked) + 2 * (len(networks) - len(stacked))
+    train = [body for rule, body in blocks if rule == "train"]
+    # every network once: one job trains both splits
+    assert len(train) == len(registry().networks())
     assert all(re.search(r"resources: .*\bgpu=1\b", body) for body in train)
     assert '"device": "cuda"' in cuda.stdout
     cpu = run_snakemake(tmp_path, "--configfile", str(config), "-n")

@@ -1,6 +1,11 @@
-"""``python -m crossmod.training.train``: train one network on one user split, evaluate it.
+"""``python -m crossmod.training.train``: train one network on user splits, evaluate it.
 
-Outputs: the best checkpoint, the embeddings of every annotation (Parquet, one column
+One job trains a network on every split it is given: a stackable method's splits at
+once (``crossmod.training.stacked``), any other's one after another. Each split is
+seeded on its own (``crossmod.training.loop.network_seed``), so its numbers are those
+of training it alone; one process pays start-up, imports and data loading once.
+
+Outputs, per split: the best checkpoint, the embeddings of every annotation (Parquet, one column
 per modality), and ``metrics.json`` with validation and test metrics per task plus the
 record ``crossmod.tracking.track`` logs to MLflow (params, tags, curves, final
 metrics). Training jobs do not import MLflow: its import alone costs seconds.
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         required=True,
-        help="the splits to train; several at once for a stackable method",
+        help="the splits to train (stacked for a stackable method, else one by one)",
     )
     parser.add_argument("--network", required=True, choices=sorted(registry().networks()))
     parser.add_argument("--settings", required=True, help="the training section (JSON)")
@@ -232,8 +237,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {err}") from None
     spec = registry().network(args.network)
     method = registry().method(spec.method)
-    if len(args.split) > 1 and not method.stackable:
-        parser.error(f"{spec.name}: method {spec.method} trains one split per job")
     method_settings = method.settings.from_json(args.method_settings) if method.settings else None
     extras = dict(item.split("=", 1) for item in args.extra)
     datas = load_splits(args.features, args.splits, args.pools, args.split, extras)
@@ -246,51 +249,30 @@ def main(argv: list[str] | None = None) -> int:
         device,
         ", ".join(map(str, spec.terms)) or f"{spec.method} loss",
     )
-    lives = {}
-    for split in args.split:
+    lives: dict[int, LiveRun] = {}
+
+    def on_evaluation(split: int):
+        """Live curves for ``split``'s MLflow run (with a tracking server), started now."""
         live = LiveRun.start(
             args.experiments,
             args.dataset,
             network_run_name(args.dataset, split, spec.name),
             {"dataset": args.dataset, "split": str(split), "network": spec.name},
         )
-        if live is not None:
-            lives[split] = live
-
-    def sender(live: LiveRun):
+        if live is None:
+            return None
+        lives[split] = live
         return lambda losses, val: live.send(flat_series(losses, val))
 
-    if method.stackable:
-        results = train_stacked(
-            spec,
-            datas,
-            settings,
-            device,
-            method_settings,
-            on_evaluation={split: sender(live) for split, live in lives.items()},
-        )
-    else:
-        (split,) = args.split
-        live = lives.get(split)
-        results = {
-            split: train_network(
-                spec,
-                datas[split],
-                settings,
-                split,
-                device,
-                method_settings,
-                on_evaluation=sender(live) if live else None,
-            )
-        }
-    for index, split in enumerate(args.split):
+    def write(split: int, result: TrainResult) -> None:
+        index = args.split.index(split)
         paths = {
             name: getattr(args, name)[index] for name in ("checkpoint", "embeddings", "metrics")
         }
         write_outputs(
             spec,
             datas[split],
-            results[split],
+            result,
             settings,
             method_settings,
             args,
@@ -298,6 +280,26 @@ def main(argv: list[str] | None = None) -> int:
             paths,
             lives.get(split),
         )
+
+    if method.stackable:
+        senders = {split: on_evaluation(split) for split in args.split}
+        results = train_stacked(
+            spec,
+            datas,
+            settings,
+            device,
+            method_settings,
+            on_evaluation={split: send for split, send in senders.items() if send},
+        )
+        for split in args.split:
+            write(split, results[split])
+    else:
+        # One after another; each split's MLflow run starts when its training does.
+        for split in args.split:
+            result = train_network(
+                spec, datas[split], settings, split, device, method_settings, on_evaluation(split)
+            )
+            write(split, result)
     return 0
 
 
