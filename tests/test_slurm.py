@@ -30,7 +30,6 @@ import pytest
 import yaml
 
 from conftest import REPO
-from crossmod.methods.registry import registry
 from crossmod.settings import defaults
 
 pytestmark = pytest.mark.slurm
