@@ -10,17 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
+from conftest import known_answer_release
 from crossmod.data.pools import make_pools
-from crossmod.data.release import read_release
 from crossmod.data.splits import make_splits
-from crossmod.data.synthetic import GeneratorSettings, generate
 from crossmod.evaluation.scoring import evaluate
-from crossmod.features.annotations import compute_features
-from crossmod.features.backbones import build_backbone
-from crossmod.features.images import extract, unique_images
-from crossmod.features.settings import FeatureSettings
 from crossmod.methods.registry import registry
 from crossmod.training.data import split_data
 from crossmod.training.loop import TrainSettings, train_network
@@ -33,24 +27,16 @@ PERSONALITY_TASKS = ("g2p", "p2g", "t2p", "p2t")
 
 def _dataset(tmp_path_factory, style_strength: float) -> tuple:
     root = tmp_path_factory.mktemp(f"style{style_strength}")
-    settings = GeneratorSettings.from_config(
+    release = known_answer_release(
+        root,
         kind="ads",
         seed=11,
         n_users=45,
         n_images=120,
         n_sets=15,
-        image_height=120,
-        image_width=160,
-        bubble_radius=10.0,
-        map_blur=2.0,
         style_strength=style_strength,
     )
-    generate(settings, root)
-    annotations = read_release(root).annotations
-    images = unique_images(annotations)
-    torch.set_num_threads(2)
-    maps, _ = extract(build_backbone("efficientnet-lite0"), images["image_path"].tolist())
-    meta, arrays, _ = compute_features(annotations, maps, images, FeatureSettings.from_config())
+    annotations, meta, arrays = release.annotations, release.meta, release.arrays
     splits = make_splits(annotations["user"].tolist(), N_SPLITS, seed=0)
     pools = make_pools(annotations[["annotation_id", "user", "image"]], splits, seed=0)
     return meta, arrays, splits, pools

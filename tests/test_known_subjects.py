@@ -18,17 +18,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
-from crossmod.data.release import read_release
+from conftest import known_answer_release
 from crossmod.data.splits import make_splits
-from crossmod.data.synthetic import GeneratorSettings, generate
 from crossmod.evaluation.fewshot import identification, protocol_embeddings, t_interval
 from crossmod.evaluation.identity import feature_sets
 from crossmod.evaluation.subjects import handcrafted_rows
-from crossmod.features.annotations import compute_features
-from crossmod.features.backbones import build_backbone
-from crossmod.features.images import extract, unique_images
 from crossmod.features.locals import local_features
 from crossmod.features.settings import FeatureSettings
 from crossmod.features.trajectories import trajectory_table
@@ -44,25 +39,18 @@ SETTINGS = DeperSettings.from_config(steps=300, eval_every=100, shots=[SHOTS], d
 
 def _dataset(tmp_path_factory, style_strength: float) -> dict:
     root = tmp_path_factory.mktemp(f"subjects{style_strength}")
-    generator = GeneratorSettings.from_config(
+    release = known_answer_release(
+        root / "release",
         kind="coco",
         seed=5,
         n_users=40,
         n_images=120,
         n_sets=14,
-        image_height=120,
-        image_width=160,
-        bubble_radius=10.0,
-        map_blur=2.0,
         style_strength=style_strength,
     )
-    generate(generator, root / "release")
-    annotations = read_release(root / "release").annotations
-    images = unique_images(annotations)
-    torch.set_num_threads(2)
-    maps, _ = extract(build_backbone("efficientnet-lite0"), images["image_path"].tolist())
+    annotations, images, maps = release.annotations, release.images, release.maps
+    meta, arrays = release.meta, release.arrays
     features = FeatureSettings.from_config()
-    meta, arrays, _ = compute_features(annotations, maps, images, features)
     names = {
         "annotations": "annotations.parquet",
         "locals": "locals.npz",
