@@ -225,7 +225,7 @@ def test_whole_workflow_in_parallel_lands_every_run_in_mlflow(tiny_run, tmp_path
     # Long jobs say how far they are: elapsed time and an ETA in their logs.
     for log in (
         "base_tg",
-        "split0/pvse_tg",
+        "pvse_tg",  # every split in one job, one log
         "split0/subjects/deper",
         "split0/captions",
         "image_features",
