@@ -8,7 +8,7 @@ CORES ?= $(shell nproc)
 # Jobs find `python -m crossmod...` in the venv.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run studies test test-subjects test-slurm test-gpu test-browser test-faults ui lint bench bench-paper clean
+.PHONY: setup run studies test test-subjects test-studies test-slurm test-gpu test-browser test-faults ui lint bench bench-paper clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ studies: setup
 # The browser tests are test-browser's and DEPER's known answers test-subjects' (CI runs
 # all three): with them `make test` took 18-19 min on 2 cores.
 test: setup lint
-	$(BIN)/python -m pytest -q -m "not faults and not browser and not subjects"
+	$(BIN)/python -m pytest -q -m "not faults and not browser and not subjects and not studies"
+
+# PVSE's studies (ablations, polysemy sweep) on the tiny config (about 2 min).
+test-studies: setup
+	$(BIN)/python -m pytest -q -m studies tests/test_workflow.py
 
 # DEPER's known answers: planted people told apart, the null set at chance (about 4 min).
 test-subjects: setup

@@ -369,7 +369,9 @@ def test_jobs_without_their_python_stop_at_once_with_one_line(tmp_path):
     assert not (tmp_path / "results").exists()  # no job started
 
 
+# Its own target (`make test-studies`, run by CI): it keeps `make test` under 15 minutes.
 @pytest.mark.slow
+@pytest.mark.studies
 def test_pvse_studies_build_their_table_and_figure(tmp_path):
     """`pvse_ablations` and `pvse_polysemy` on the tiny config, two settings each."""
     config = write_config(
