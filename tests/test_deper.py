@@ -418,3 +418,18 @@ def test_centred_training_draws_whole_images():
         np.random.default_rng(0),
     )()
     assert len(set(users[by_user])) == 2
+
+
+def test_summary_path_learns_at_its_own_rate():
+    from crossmod.methods.deper_net import DeperConfig, DeperNetwork
+    from crossmod.training.subjects import parameter_groups
+
+    settings = DeperSettings.from_config(learning_rate=1e-3, summary_learning_rate=5e-2)
+    net = DeperNetwork(DeperConfig(dim=8, heads=2, summary_path=True), 4, torch.zeros(3, 5), 2)
+    rest, summary = parameter_groups(net, settings)
+    assert summary["lr"] == 5e-2 and "lr" not in rest  # the rest: the optimiser's rate
+    assert {id(p) for p in summary["params"]} == {id(p) for p in net.summary.parameters()}
+    assert len(rest["params"]) + len(summary["params"]) == len(list(net.parameters()))
+    without = DeperNetwork(DeperConfig(dim=8, heads=2), 4, torch.zeros(3, 5), 2)
+    (only,) = parameter_groups(without, settings)
+    assert len(only["params"]) == len(list(without.parameters()))

@@ -17,7 +17,9 @@ from crossmod.methods.deper_net import (
     CosineClassifier,
     DeperConfig,
     DeperNetwork,
+    SummaryPath,
     position_code,
+    trajectory_statistics,
 )
 
 B, CELLS, P, T, L, V, D_W, SUBJECTS = 4, 9, 6, 5, 4, 10, 6, 3
@@ -61,9 +63,10 @@ def z_of(net: DeperNetwork, batch: dict) -> torch.Tensor:
         return net.encode(**batch)
 
 
+@pytest.mark.parametrize("summary_path", [False, True])
 @pytest.mark.parametrize("streams", STREAMS)
-def test_output_shapes(streams):
-    net = make_net(streams=streams)
+def test_output_shapes(streams, summary_path):
+    net = make_net(streams=streams, summary_path=summary_path)
     out = net(**make_batch())
     assert out.z.shape == (B, 16)
     assert out.logits.shape == (B, SUBJECTS)
@@ -104,8 +107,9 @@ def test_position_code_equals_the_numpy_code(dim):
     np.testing.assert_allclose(batched[0].numpy(), expected, rtol=0, atol=1e-6)
 
 
-def test_padding_does_not_reach_z():
-    net, batch = make_net(), make_batch()
+@pytest.mark.parametrize("summary_path", [False, True])
+def test_padding_does_not_reach_z(summary_path):
+    net, batch = make_net(summary_path=summary_path), make_batch()
     reference = z_of(net, batch)
     pad = ~batch["valid"]
     g = torch.Generator().manual_seed(5)
@@ -208,9 +212,10 @@ def test_a_fresh_decoder_does_not_depend_on_z():
     assert (moved[0] - first[0]).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("summary_path", [False, True])
 @pytest.mark.parametrize("streams", STREAMS)
-def test_gradients_reach_every_parameter_but_not_the_word_vectors(streams):
-    net = make_net(streams=streams).train()
+def test_gradients_reach_every_parameter_but_not_the_word_vectors(streams, summary_path):
+    net = make_net(streams=streams, summary_path=summary_path).train()
     batch = make_batch()
     out = net(**batch)
     labels = torch.tensor([0, 1, 2, 0])
@@ -290,3 +295,58 @@ def test_z_reads_the_mean_of_the_streams_beside_the_query():
     expected = extractor.mlp(extractor.norm(extractor.query[0] + mean))
     with torch.no_grad():
         assert torch.allclose(extractor(states, keep), expected, atol=1e-5)
+
+
+def test_trajectory_statistics_by_hand():
+    """Clicks at (0, 0), (1, 0), (1, 1); one click; none (T = 5, padding anywhere)."""
+    positions = torch.zeros(3, T, 2)
+    positions[0, :3] = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
+    positions[0, 3:] = 0.5  # padding: must not count
+    positions[1, 0] = torch.tensor([0.3, 0.7])
+    valid = torch.zeros(3, T, dtype=torch.bool)
+    valid[0, :3] = True
+    valid[1, 0] = True
+    stats = trajectory_statistics(positions, valid, max_steps=T)
+    # Distances 1, 1, sqrt(2) over the diagonal sqrt(2); x = (0, 1, 1) and y = (0, 0, 1)
+    # both have variance 2/9 around their mean.
+    spread = (2 / 9) ** 0.5
+    expected = torch.tensor(
+        [
+            [3 / 5, 1.0, 1 / 2**0.5, spread, spread],
+            [1 / 5, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    torch.testing.assert_close(stats, expected, rtol=0, atol=1e-6)
+
+
+def test_summary_path_reads_the_mean_word_and_standardises():
+    net = make_net(summary_path=True)
+    batch = make_batch()
+    features = net.summary_features(batch["positions"], batch["valid"], batch["words"])
+    assert features.shape == (B, D_W + 5)
+    # Sample 1 has two known words: its first D_W features are their vectors' mean.
+    words = batch["words"][1, :2]
+    torch.testing.assert_close(features[1, :D_W], net.word_vectors[words].mean(dim=0))
+    net.summary.fit(features)
+    standardised = (features - net.summary.shift) / net.summary.scale
+    torch.testing.assert_close(standardised.mean(dim=0), torch.zeros(D_W + 5), atol=1e-6, rtol=0)
+    # z = extractor + Linear(standardised summary); the fitted statistics are saved.
+    _, streams, keep = net._encoded(**batch)
+    with torch.no_grad():
+        expected = net.extractor(streams, keep) + net.summary.linear(standardised)
+        torch.testing.assert_close(net.encode(**batch), expected)
+    state = net.state_dict()
+    assert torch.equal(state["summary.shift"], net.summary.shift)
+    # One stream: only that stream's summary.
+    caption = make_net(streams="caption", summary_path=True)
+    assert caption.summary_features(batch["positions"], batch["valid"], batch["words"]).shape == (
+        B,
+        D_W,
+    )
+    trajectory = SummaryPath(D_W, 16, T, ("trajectory",))
+    assert trajectory.features(
+        net.word_vectors, batch["words"], batch["positions"], batch["valid"]
+    ).shape == (B, 5)
+    with pytest.raises(ValueError, match="no summary path"):
+        make_net().summary_features(batch["positions"], batch["valid"], batch["words"])

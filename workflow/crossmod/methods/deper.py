@@ -59,6 +59,8 @@ class DeperSettings(Settings):
     streams: str
     order_code: bool
     classifier_scale: float
+    summary_path: bool
+    summary_learning_rate: float
     word_dropout: float
     click_dropout: float
     steps: int
