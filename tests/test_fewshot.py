@@ -188,3 +188,28 @@ def test_centring_removes_an_image_set_confound():
     assert abs(top1(centre_on_images(z, images)) - chance) < 0.03
     person = rng.normal(size=(30, 32))[subjects]
     assert top1(centre_on_images(z + person, images)) > 0.5
+
+
+def test_parts_table_rows_sit_beside_deper_on_the_same_draws():
+    from crossmod.reporting.subjects import PARTS, part_rows
+
+    def report(variant: str, top1: float, parts: dict | None) -> dict:
+        row = {"shots": 3, "top5": 1.0, "chance_top1": 0.1, "chance_top5": 0.5, "n_queries": 7}
+        made = {"dataset": "d", "split": 0, "variant": variant}
+        made["identification"] = [row | {"top1": top1}]
+        if parts:
+            made["parts"] = {name: [row | {"top1": value}] for name, value in parts.items()}
+        return made
+
+    reports = [
+        report("deper", 0.4, {"streams": 0.2, "summary": 0.35}),
+        report("caption_only", 0.3, {"streams": 0.1, "summary": 0.3}),  # not DEPER: left out
+    ]
+    rows = part_rows(reports)
+    assert dict(zip(rows["method"], rows["top1"], strict=True)) == {
+        "DEPER": 0.4,
+        PARTS["streams"]: 0.2,
+        PARTS["summary"]: 0.35,
+    }
+    assert set(rows["shots"]) == {3} and set(rows["n_queries"]) == {7}
+    assert part_rows([report("deper", 0.4, None)]).empty  # no summary path: no table

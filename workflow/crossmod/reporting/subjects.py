@@ -6,7 +6,8 @@ top1, top5, chance, n_queries: per split, averaged over the draws), a table per
 dataset (rows: methods; columns: top-1 and top-5 per S; mean over splits with the 95%
 Student-t interval over splits, marked where a paired test over splits finds a method
 different from DEPER; chance as its own row),
-the BFI probe per trait, and a PCA map of z_s coloured by subject (seen and unseen
+the BFI probe per trait, DEPER's z_s by part (``parts``: the streams alone and the
+summary path alone beside the whole, when ``deper.summary_path`` is on), and a PCA map of z_s coloured by subject (seen and unseen
 panels, as the paper's Figure 4), all under one folder with a subfolder per dataset.
 """
 
@@ -55,6 +56,25 @@ def identification_rows(reports: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PARTS = {"streams": "DEPER, streams alone", "summary": "DEPER, summary path alone"}
+"""Row names of the parts table: z_s's two addends (``deper.summary_path``) scored alone."""
+
+
+def part_rows(reports: list[dict]) -> pd.DataFrame:
+    """DEPER's identification beside that of each addend of its z_s, on the same draws.
+
+    Empty when no DEPER report has parts (``deper.summary_path`` false, or older runs).
+    """
+    deper = [r for r in reports if r["variant"] == "deper" and r.get("parts")]
+    whole = identification_rows(deper)
+    alone = [
+        {**report, "variant": PARTS[part], "identification": rows}
+        for report in deper
+        for part, rows in report["parts"].items()
+    ]
+    return pd.concat([whole, identification_rows(alone)], ignore_index=True) if deper else whole
+
+
 def probe_rows(reports: list[dict]) -> pd.DataFrame:
     rows = []
     for report in reports:
@@ -90,6 +110,9 @@ def protocol_of(reports: list[dict]) -> str:
             "rerun the encoders and the handcrafted baseline with one setting"
         )
     return found.pop()
+
+
+TITLES = {"deper_ablations": "DEPER ablations", "parts": "DEPER's z_s by part"}
 
 
 def identification_table(
@@ -147,7 +170,7 @@ def identification_table(
         f"{draws} for every method. ▲/▼: better/worse than DEPER (paired t-test over the "
         f"splits' means, Holm across the column's rows, p < {alpha:g}). Best per column in bold."
     )
-    title = "DEPER ablations" if name == "deper_ablations" else "Identification of unseen subjects"
+    title = TITLES.get(name, "Identification of unseen subjects")
     return Table(
         name, f"{title}, {dataset}", note, values, None, bold, low=low, high=high, marks=marks
     )
@@ -217,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("\n%s", table.markdown())
         if args.probe:
             probe_table(probes, dataset).write(folder)
+        parts = part_rows([r for r in reports if r["dataset"] == dataset])
+        if handcrafted and not parts.empty:
+            parts_table = identification_table(parts, dataset, "parts", centre)
+            parts_table.write(folder)
+            log.info("\n%s", parts_table.markdown())
     for path in args.embeddings:  # results/{dataset}/split0/subjects/deper/subjects.parquet
         dataset = Path(path).parts[-5]
         subject_map(path, dataset, str(Path(args.out) / dataset / "z_map.png"))
