@@ -7,8 +7,9 @@ dataset (rows: methods; columns: top-1 and top-5 per S; mean over splits with th
 Student-t interval over splits, marked where a paired test over splits finds a method
 different from DEPER; chance as its own row),
 the BFI probe per trait, DEPER's z_s by part (``parts``: the streams alone and the
-summary path alone beside the whole, when ``deper.summary_path`` is on), and a PCA map of z_s coloured by subject (seen and unseen
-panels, as the paper's Figure 4), all under one folder with a subfolder per dataset.
+summary path alone beside the whole, when ``deper.summary_path`` is on), and a PCA
+map of z_s coloured by subject (seen and unseen panels, as the paper's Figure 4), all
+under one folder with a subfolder per dataset.
 """
 
 from __future__ import annotations
