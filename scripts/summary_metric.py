@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from crossmod.evaluation.fewshot import centre_on_images, identification
-from crossmod.methods.deper_net import trajectory_statistics
+from crossmod.methods.deper import centre_by_group
+from crossmod.methods.deper_net import summary_features
 from crossmod.training.subjects import Batches, load_subject_data
 
 SHOTS = 5
@@ -32,13 +33,12 @@ SCALE = 16.0  # the cosine classifier's, as deper.classifier_scale
 
 
 def summaries(data) -> np.ndarray:
-    """Per sample: mean word vector of the known words, then the trajectory statistics."""
+    """Per sample: DEPER's summary of both streams (``deper_net.summary_features``)."""
     batches = Batches(data, "cpu")
-    known = (batches.words >= 0).float()[..., None]
-    vectors = torch.from_numpy(data.vocabulary)[batches.words.clamp_min(0)]
-    words = (vectors * known).sum(dim=1) / known.sum(dim=1).clamp_min(1.0)
-    stats = trajectory_statistics(batches.positions, batches.valid, data.valid.shape[1])
-    return torch.cat([words, stats], dim=1).double().numpy()
+    vocabulary = torch.from_numpy(data.vocabulary)
+    steps = data.valid.shape[1]
+    x = summary_features(vocabulary, batches.words, batches.positions, batches.valid, steps)
+    return x.double().numpy()
 
 
 def linear_metric(x: np.ndarray, data, dim: int, steps: int, seed: int) -> np.ndarray:
@@ -52,12 +52,9 @@ def linear_metric(x: np.ndarray, data, dim: int, steps: int, seed: int) -> np.nd
     optimizer = torch.optim.AdamW([*linear.parameters(), weights], lr=1e-3, weight_decay=0.01)
     inputs, image = torch.tensor(x, dtype=torch.float32), torch.from_numpy(image)
     rows, targets = torch.from_numpy(np.flatnonzero(train)), torch.from_numpy(label)
-    counts = torch.bincount(image).float()[:, None]
 
-    def centred() -> torch.Tensor:
-        z = F.normalize(linear(inputs), dim=1)
-        sums = torch.zeros(len(counts), dim).index_add(0, image, z)
-        return z - (sums / counts)[image]
+    def centred() -> torch.Tensor:  # as DEPER's training centres a batch (all samples here)
+        return centre_by_group(linear(inputs), image)
 
     for _ in range(steps):
         logits = SCALE * F.normalize(centred()[rows], dim=1) @ F.normalize(weights, dim=1).T

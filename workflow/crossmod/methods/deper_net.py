@@ -35,6 +35,8 @@ __all__ = [
     "SummaryPath",
     "TrajectoryDecoder",
     "position_code",
+    "summary_features",
+    "trajectory_statistics",
 ]
 
 DECODER_LAYERS = 2
@@ -188,6 +190,26 @@ def trajectory_statistics(
     )
 
 
+def summary_features(
+    word_vectors: torch.Tensor,
+    words: torch.Tensor,
+    positions: torch.Tensor,
+    valid: torch.Tensor,
+    max_steps: int,
+    streams: tuple[str, ...] = STREAMS["both"],
+) -> torch.Tensor:
+    """(B, F) a sample's summary: the mean vector of its caption's known words (zero
+    without one; caption stream), then :func:`trajectory_statistics` (trajectory stream)."""
+    parts = []
+    if "caption" in streams:
+        known = (words >= 0).to(word_vectors.dtype)[..., None]
+        total = (word_vectors[words.clamp_min(0)] * known).sum(dim=1)
+        parts.append(total / known.sum(dim=1).clamp_min(1.0))
+    if "trajectory" in streams:
+        parts.append(trajectory_statistics(positions, valid, max_steps))
+    return torch.cat(parts, dim=1)
+
+
 class SummaryPath(nn.Module):
     """A linear read of what a sample holds on the whole, added to z_s.
 
@@ -222,15 +244,8 @@ class SummaryPath(nn.Module):
         positions: torch.Tensor,
         valid: torch.Tensor,
     ) -> torch.Tensor:
-        """(B, F) raw summaries: mean known word vector (zero without one), statistics."""
-        parts = []
-        if "caption" in self.streams:
-            known = (words >= 0).to(word_vectors.dtype)[..., None]
-            total = (word_vectors[words.clamp_min(0)] * known).sum(dim=1)
-            parts.append(total / known.sum(dim=1).clamp_min(1.0))
-        if "trajectory" in self.streams:
-            parts.append(trajectory_statistics(positions, valid, self.max_steps))
-        return torch.cat(parts, dim=1)
+        """(B, F) raw summaries of this path's streams (:func:`summary_features`)."""
+        return summary_features(word_vectors, words, positions, valid, self.max_steps, self.streams)
 
     @torch.no_grad()
     def fit(self, features: torch.Tensor) -> None:
@@ -433,11 +448,10 @@ class DeperNetwork(nn.Module):
 
         What each part alone tells about a person (README "DEPER"); needs the summary path.
         """
+        if self.summary is None:
+            raise ValueError("this network has no summary path (summary_path is False)")
         _, streams, keep = self._encoded(image, trajectory, positions, valid, words)
-        return {
-            "streams": self.extractor(streams, keep),
-            "summary": self.summary(self.summary_features(positions, valid, words)),
-        }
+        return self._parts(streams, keep, positions, valid, words)
 
     def summary_features(
         self, positions: torch.Tensor, valid: torch.Tensor, words: torch.Tensor
@@ -447,18 +461,23 @@ class DeperNetwork(nn.Module):
             raise ValueError("this network has no summary path (summary_path is False)")
         return self.summary.features(self.word_vectors, words, positions, valid)
 
-    def _subject(
+    def _parts(
         self,
         streams: torch.Tensor,
         keep: torch.Tensor,
         positions: torch.Tensor,
         valid: torch.Tensor,
         words: torch.Tensor,
-    ) -> torch.Tensor:
-        z = self.extractor(streams, keep)
+    ) -> dict[str, torch.Tensor]:
+        """z_s's addends: the extractor's, and the summary path's where there is one."""
+        parts = {"streams": self.extractor(streams, keep)}
         if self.summary is not None:
-            z = z + self.summary(self.summary_features(positions, valid, words))
-        return z
+            parts["summary"] = self.summary(self.summary_features(positions, valid, words))
+        return parts
+
+    def _subject(self, *encoded: torch.Tensor) -> torch.Tensor:
+        """z_s: the sum of :meth:`_parts` (same arguments)."""
+        return sum(self._parts(*encoded).values())
 
     def forward(
         self,

@@ -283,11 +283,12 @@ def train_subjects(
     ).to(device)
     batches = Batches(data, device)
     train_index = torch.from_numpy(train_rows).to(device)
-    if model.summary is not None:
-        seen_inputs = batches.inputs(train_index)
+    if model.summary is not None:  # standardised on the seen samples
         model.summary.fit(
             model.summary_features(
-                seen_inputs["positions"], seen_inputs["valid"], seen_inputs["words"]
+                batches.positions[train_index],
+                batches.valid[train_index],
+                batches.words[train_index],
             )
         )
     start = time.perf_counter()
@@ -417,34 +418,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     z = embed(result.model, Batches(data, "cpu"), np.arange(len(data.user)))
     test = data.part == "test"
-    rows = identification(
-        protocol_embeddings(z, data.image_name, settings.centre)[test],
-        data.user[test],
-        np.unique(data.user[test]),
-        tuple(settings.shots),
-        settings.draws,
-        settings.seed,
-        args.split,
-    )
+
+    def unseen(embedding: np.ndarray) -> list[dict]:
+        """Few-shot identification of the test users (the protocol's draws)."""
+        return identification(
+            protocol_embeddings(embedding, data.image_name, settings.centre)[test],
+            data.user[test],
+            np.unique(data.user[test]),
+            tuple(settings.shots),
+            settings.draws,
+            settings.seed,
+            args.split,
+        )
+
+    rows = unseen(z)
     probe = personality_probe(data, z)
     # With the summary path, what each addend of z_s tells alone (same draws).
     parts = {}
     if result.model.summary is not None:
-        for name, part in embed_parts(
-            result.model, Batches(data, "cpu"), np.arange(len(z))
-        ).items():
-            parts[name] = identification(
-                protocol_embeddings(part, data.image_name, settings.centre)[test],
-                data.user[test],
-                np.unique(data.user[test]),
-                tuple(settings.shots),
-                settings.draws,
-                settings.seed,
-                args.split,
-            )
-            log.info(
-                "%s alone: S=%d top-1 %.3f", name, parts[name][-1]["shots"], parts[name][-1]["top1"]
-            )
+        everything = np.arange(len(z))
+        for name, part in embed_parts(result.model, Batches(data, "cpu"), everything).items():
+            parts[name] = unseen(part)
+            best = parts[name][-1]
+            log.info("%s alone: S=%d top-1 %.3f", name, best["shots"], best["top1"])
     for row in rows:
         log.info(
             "unseen, S=%d: top-1 %.3f top-5 %.3f (chance %.3f)",
