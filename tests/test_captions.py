@@ -297,11 +297,11 @@ def test_cls_scores_distinctive_and_swapped_captions():
     }
 
 
-def test_cls_scores_ties_fail_and_single_annotators_are_skipped():
-    """Captions that do not differ between annotators tie everywhere: CLS 0, not 1/N."""
+def test_cls_scores_ties_score_chance_and_single_annotators_are_skipped():
+    """Captions that do not differ between annotators tie everywhere: CLS is 1/N, chance."""
     same = [(IMAGES[0][0], ["a red car on the road"] * 2), (["only one"], ["only one"])]
     scores = cls_scores(same, metrics=("ROUGE-L", "CIDEr"))
-    assert scores == {"ROUGE-L": 0.0, "CIDEr": 0.0, "mean": 0.0, "chance": 0.5}
+    assert scores == {"ROUGE-L": 0.5, "CIDEr": 0.5, "mean": 0.5, "chance": 0.5}
 
 
 # ---------------------------------------------------------------- paired bootstrap

@@ -337,23 +337,32 @@ SCORES = np.array(
 )
 TIED = np.array(
     [
-        [0.5, 0.5],  # reference 0: tied with caption 1 -> failure
+        [0.5, 0.5],  # reference 0: tied with caption 1 at the top -> 1/2
         [0.1, 0.2],  # reference 1: own caption best -> success
+    ]
+)
+THREE_WAY = np.array(
+    [
+        [0.4, 0.4, 0.4],  # reference 0: own among three tied at the top -> 1/3
+        [0.9, 0.2, 0.9],  # reference 1: captions 0 and 2 tie above its own -> 0
+        [0.1, 0.7, 0.7],  # reference 2: own tied with caption 1 -> 1/2
     ]
 )
 
 
 def test_cls_of_one_image():
     assert cls_metric(SCORES) == pytest.approx(2 / 3)
-    assert cls_metric(TIED) == pytest.approx(1 / 2)
-    assert cls_metric(np.ones((4, 4))) == 0.0  # identical captions never count as success
+    assert cls_metric(TIED) == pytest.approx((1 / 2 + 1) / 2)
+    assert cls_metric(THREE_WAY) == pytest.approx((1 / 3 + 0 + 1 / 2) / 3)
+    # Identical captions for every annotator: exactly chance, neither success nor failure.
+    assert cls_metric(np.ones((4, 4))) == pytest.approx(1 / 4)
     with pytest.raises(ValueError):
         cls_metric(np.ones((2, 3)))
 
 
 def test_cls_over_images_pools_references_and_skips_single_annotators():
     matrices = [SCORES, TIED, np.array([[1.0]])]
-    assert cls_over_images(matrices) == pytest.approx((2 + 1) / (3 + 2))
+    assert cls_over_images(matrices) == pytest.approx((2 + 1.5) / (3 + 2))
     assert cls_chance(matrices) == pytest.approx(2 / 5)  # 3 * 1/3 + 2 * 1/2 over 5 refs
     assert math.isnan(cls_over_images([np.array([[1.0]])]))
 

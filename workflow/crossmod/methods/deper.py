@@ -255,8 +255,17 @@ def trajectory_loss(
     return position + validity
 
 
+#: Scores within this of the row's best tie with it (identical captions score identically;
+#: the slack only absorbs summation order).
+CLS_TIE_TOLERANCE = 1e-12
+
+
 def _cls_successes(scores: np.ndarray) -> np.ndarray:
-    """Per reference i: True when its own caption's score is strictly the highest."""
+    """Per reference i: its expected success when ties at the top are broken at random.
+
+    1 when its own caption scores strictly highest, 1/k when it is one of k captions
+    tied for the highest score, 0 otherwise.
+    """
     matrix = np.asarray(scores, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"scores must be a square N x N matrix, got shape {matrix.shape}")
@@ -264,9 +273,9 @@ def _cls_successes(scores: np.ndarray) -> np.ndarray:
         raise ValueError("CLS needs at least two annotators of the image")
     if not np.isfinite(matrix).all():
         raise ValueError("scores contain non-finite values")
-    own = np.diag(matrix)
-    others = np.where(np.eye(len(matrix), dtype=bool), -np.inf, matrix)
-    return own > others.max(axis=1)
+    at_top = matrix >= matrix.max(axis=1, keepdims=True) - CLS_TIE_TOLERANCE
+    own_at_top = np.diag(at_top)
+    return np.where(own_at_top, 1.0 / at_top.sum(axis=1), 0.0)
 
 
 def cls_metric(scores: np.ndarray) -> float:
@@ -274,11 +283,14 @@ def cls_metric(scores: np.ndarray) -> float:
 
     ``scores[i, j]`` is the caption metric of reference i (annotator i's caption)
     against the caption generated for annotator j, for the N >= 2 annotators of the
-    image. Reference i succeeds when ``scores[i, i]`` is strictly greater than every
-    other ``scores[i, j]``: a tie counts as a failure, so a model whose captions do not
-    differ between annotators (all scores tied) gets 0, not a lucky 1/N. (The
-    reference breaks ties by a stable sort, i.e. in favour of the annotator listed
-    first.) Chance is 1/N.
+    image. Reference i succeeds when ``scores[i, i]`` is the highest of its row; when
+    k captions tie for the highest score and its own is among them, it gets 1/k, its
+    expected success under a random tie-break. So a model whose captions do not differ
+    between annotators (every row tied) gets exactly chance, 1/N: it neither passes
+    for personalisation nor falls below chance, which is what an indifferent model
+    should score. (The reference breaks ties by a stable sort, in favour of the
+    annotator listed first: the same 1/N for a fully tied image, but biased by
+    listing order.)
     """
     return float(_cls_successes(scores).mean())
 
@@ -291,12 +303,12 @@ def cls_over_images(score_matrices: Sequence[np.ndarray]) -> float:
     annotators are skipped (nothing to tell apart). NaN when no image qualifies, so an
     empty evaluation cannot pass for a score of 0.
     """
-    successes, references = 0, 0
+    successes, references = 0.0, 0
     for scores in score_matrices:
         if len(np.asarray(scores)) < 2:
             continue
         hits = _cls_successes(scores)
-        successes += int(hits.sum())
+        successes += float(hits.sum())
         references += len(hits)
     return successes / references if references else float("nan")
 

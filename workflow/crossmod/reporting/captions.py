@@ -111,8 +111,9 @@ def caption_table(
         "own caption. own: conditioned on the subject's few-shot z_s; mean: on the seen "
         "subjects' mean z_s (no personalisation); other: on another unseen subject's z_s. "
         "CLS: does each annotator's reference pick out the caption generated for them "
-        f"(chance {chance.mean():.3f}; identical captions tie, and ties count as failures, so "
-        "the mean condition has none). Mean over splits [95% t-interval over splits]; "
+        f"(chance {chance.mean():.3f}; a caption tied with k others at the top earns 1/(k+1), "
+        "its chance under a random tie-break, so captions that do not differ score chance; "
+        "the mean condition writes one caption per image and has none). Mean over splits [95% t-interval over splits]; "
         "▲/▼ on own: better/worse than mean on the same samples (paired bootstrap, Holm "
         f"across the metrics, p < {alpha:g})."
     )

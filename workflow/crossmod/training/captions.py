@@ -287,7 +287,7 @@ def caption_test(
             }
         )
         frames.append(frame)
-        if condition != "mean":  # identical captions per image: CLS is undefined there
+        if condition != "mean":  # one caption per image: CLS is chance by construction
             groups = [
                 (g["reference"].tolist(), g["caption"].tolist())
                 for _, g in frame.groupby("image")
