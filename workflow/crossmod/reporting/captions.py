@@ -113,7 +113,8 @@ def caption_table(
         "CLS: does each annotator's reference pick out the caption generated for them "
         f"(chance {chance.mean():.3f}; a caption tied with k others at the top earns 1/(k+1), "
         "its chance under a random tie-break, so captions that do not differ score chance; "
-        "the mean condition writes one caption per image and has none). Mean over splits [95% t-interval over splits]; "
+        "the mean condition writes one caption per image and has none). "
+        "Mean over splits [95% t-interval over splits]; "
         "▲/▼ on own: better/worse than mean on the same samples (paired bootstrap, Holm "
         f"across the metrics, p < {alpha:g})."
     )
