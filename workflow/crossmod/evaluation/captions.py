@@ -179,10 +179,10 @@ def cls_scores(
     Each group is one image: references r_1..r_N and the captions c_1..c_N generated for
     the same annotators in the same order. For each metric the N x N matrix
     score(r_i, c_j) goes to :func:`crossmod.methods.deper.cls_over_images` (success when
-    c_i scores highest; a k-way tie at the top earns 1/k; images with N < 2 skipped). CIDEr uses one
-    idf from all references of ``groups`` (each reference a document), so the scores
-    within and across matrices are on one scale. "METEOR" may be among ``metrics`` when
-    Java runs. "chance" is :func:`crossmod.methods.deper.cls_chance`.
+    c_i scores highest, 1/k when it is one of k tied at the top; images with N < 2
+    skipped). CIDEr uses one idf from all references of ``groups`` (each reference a
+    document), so the scores within and across matrices are on one scale. "METEOR" may
+    be among ``metrics`` when Java runs. "chance" is :func:`crossmod.methods.deper.cls_chance`.
     """
     unknown = set(metrics) - {*METRICS, "METEOR"}
     if unknown or not metrics:

@@ -255,16 +255,12 @@ def trajectory_loss(
     return position + validity
 
 
-#: Scores within this of the row's best tie with it (identical captions score identically;
-#: the slack only absorbs summation order).
-CLS_TIE_TOLERANCE = 1e-12
-
-
 def _cls_successes(scores: np.ndarray) -> np.ndarray:
     """Per reference i: its expected success when ties at the top are broken at random.
 
     1 when its own caption scores strictly highest, 1/k when it is one of k captions
-    tied for the highest score, 0 otherwise.
+    tied for the highest score, 0 otherwise. Ties are exact, as in the project's other
+    ranks: identical captions are scored by the same computation, so they tie bit for bit.
     """
     matrix = np.asarray(scores, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -273,7 +269,7 @@ def _cls_successes(scores: np.ndarray) -> np.ndarray:
         raise ValueError("CLS needs at least two annotators of the image")
     if not np.isfinite(matrix).all():
         raise ValueError("scores contain non-finite values")
-    at_top = matrix >= matrix.max(axis=1, keepdims=True) - CLS_TIE_TOLERANCE
+    at_top = matrix == matrix.max(axis=1, keepdims=True)
     own_at_top = np.diag(at_top)
     return np.where(own_at_top, 1.0 / at_top.sum(axis=1), 0.0)
 
