@@ -19,6 +19,7 @@ from crossmod.methods.deper_net import (
     DeperNetwork,
     SummaryPath,
     position_code,
+    scan_direction,
     trajectory_statistics,
 )
 
@@ -320,17 +321,37 @@ def test_trajectory_statistics_by_hand():
     torch.testing.assert_close(stats, expected, rtol=0, atol=1e-6)
 
 
+def test_scan_direction_by_hand():
+    """Clicks (0, 0) -> (1, 0) -> (1, 2): unit steps (1, 0) and (0, 1), mean (1/2, 1/2).
+
+    A hidden middle click leaves no step with both ends real (zero); a repeated click
+    is a step of zero length (adds zero, still counts); one click or none: zero.
+    """
+    positions = torch.zeros(4, T, 2)
+    positions[:, :3] = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 2.0]])
+    positions[2, 2] = positions[2, 1]
+    valid = torch.zeros(4, T, dtype=torch.bool)
+    valid[:3, :3] = True
+    valid[1, 1] = False
+    valid[3, 0] = True
+    expected = torch.tensor([[0.5, 0.5], [0.0, 0.0], [0.5, 0.0], [0.0, 0.0]])
+    torch.testing.assert_close(scan_direction(positions, valid), expected, rtol=0, atol=1e-6)
+    # Reversed order, reversed direction.
+    backwards = positions[:1, :3].flip(1), valid[:1, :3]
+    torch.testing.assert_close(scan_direction(*backwards), -expected[:1], rtol=0, atol=1e-6)
+
+
 def test_summary_path_reads_the_mean_word_and_standardises():
     net = make_net(summary_path=True)
     batch = make_batch()
     features = net.summary_features(batch["positions"], batch["valid"], batch["words"])
-    assert features.shape == (B, D_W + 5)
+    assert features.shape == (B, D_W + 5 + 2)  # words, statistics, scan direction
     # Sample 1 has two known words: its first D_W features are their vectors' mean.
     words = batch["words"][1, :2]
     torch.testing.assert_close(features[1, :D_W], net.word_vectors[words].mean(dim=0))
     net.summary.fit(features)
     standardised = (features - net.summary.shift) / net.summary.scale
-    torch.testing.assert_close(standardised.mean(dim=0), torch.zeros(D_W + 5), atol=1e-6, rtol=0)
+    torch.testing.assert_close(standardised.mean(dim=0), torch.zeros(D_W + 7), atol=1e-6, rtol=0)
     # z = extractor + Linear(standardised summary); the fitted statistics are saved.
     _, streams, keep = net._encoded(**batch)
     with torch.no_grad():
@@ -347,6 +368,12 @@ def test_summary_path_reads_the_mean_word_and_standardises():
     trajectory = SummaryPath(D_W, 16, T, ("trajectory",))
     assert trajectory.features(
         net.word_vectors, batch["words"], batch["positions"], batch["valid"]
-    ).shape == (B, 5)
+    ).shape == (B, 7)
+    # Without order codes the summary cannot depend on the clicks' order.
+    unordered = make_net(summary_path=True, order_code=False)
+    features = unordered.summary_features(batch["positions"], batch["valid"], batch["words"])
+    assert features.shape == (B, D_W + 5)
+    flipped = batch["positions"].flip(1), batch["valid"].flip(1), batch["words"]
+    torch.testing.assert_close(unordered.summary_features(*flipped), features)
     with pytest.raises(ValueError, match="no summary path"):
         make_net().summary_features(batch["positions"], batch["valid"], batch["words"])

@@ -200,3 +200,45 @@ def test_bad_settings_are_refused():
         GeneratorSettings.from_config(max_objects=7)
     with pytest.raises(ValueError, match="cannot all annotate"):
         GeneratorSettings.from_config(n_users=500)
+
+
+def _annotation_clicks(settings: GeneratorSettings) -> list[np.ndarray]:
+    from crossmod.data.synthetic.generate import draw_world
+
+    return [record.clicks for record in draw_world(settings).annotations]
+
+
+def _forward_share(world) -> float:
+    """Share of consecutive click pairs that step forward along their user's direction."""
+    forward = []
+    for record in world.annotations:
+        angle = world.users[record.task.user].scan_direction
+        along = record.clicks[:, :2] @ np.array([np.cos(angle), np.sin(angle)])
+        forward.extend(np.diff(along) > 0)
+    return float(np.mean(forward))
+
+
+def test_scan_habit_changes_only_the_order_of_each_objects_clicks():
+    """The habit reorders clicks and nothing else; the null set ignores it.
+
+    Same positions (as a multiset) per annotation with and without the habit, hence the
+    same maps; with ``scan_habit: 1`` every object's clicks run along its user's
+    direction, so most steps from a click to the next go forward along it.
+    """
+    from crossmod.data.synthetic.generate import draw_world
+
+    common = dict(n_users=12, n_images=30, n_sets=4, image_height=48, image_width=64)
+    plain = draw_world(tiny_settings(scan_habit=0.0, **common))
+    habit = draw_world(tiny_settings(scan_habit=1.0, **common))
+    reordered = 0
+    for a, b in zip(plain.annotations, habit.annotations, strict=True):
+        assert a.caption == b.caption
+        assert sorted(map(tuple, a.clicks[:, :2])) == sorted(map(tuple, b.clicks[:, :2]))
+        reordered += not np.array_equal(a.clicks, b.clicks)
+    assert reordered > len(plain.annotations) // 2
+    # Along the direction: most steps from one click to the next go forward with the
+    # habit (all those within an object); about half do without it.
+    assert _forward_share(habit) > 0.75 > 0.6 > _forward_share(plain) > 0.4
+    null = [tiny_settings(style_strength=0.0, scan_habit=h, **common) for h in (0.0, 1.0)]
+    for a, b in zip(*map(_annotation_clicks, null), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -35,6 +35,7 @@ __all__ = [
     "SummaryPath",
     "TrajectoryDecoder",
     "position_code",
+    "scan_direction",
     "summary_features",
     "trajectory_statistics",
 ]
@@ -190,6 +191,25 @@ def trajectory_statistics(
     )
 
 
+SCAN_DIRECTION = 2
+"""Per trajectory: the mean direction (x, y) of its steps from one click to the next."""
+
+
+def scan_direction(positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B, 2): the mean unit vector from each click to the next, over consecutive real clicks.
+
+    The one summary that needs the clicks' order: a person who works around an object
+    left to right steps mostly in +x. Steps are pairs (t, t + 1) with both clicks real
+    (a click hidden by training's click dropout drops its two steps, which leaves the
+    mean unbiased); a step of zero length, or a trajectory with no step, adds zero.
+    """
+    step = positions[:, 1:] - positions[:, :-1]
+    pair = (valid[:, 1:] & valid[:, :-1]).to(positions.dtype)[..., None]
+    length = step.norm(dim=-1, keepdim=True)
+    unit = torch.where(length > 0, step / length.clamp_min(1e-12), torch.zeros_like(step))
+    return (unit * pair).sum(dim=1) / pair.sum(dim=1).clamp_min(1.0)
+
+
 def summary_features(
     word_vectors: torch.Tensor,
     words: torch.Tensor,
@@ -197,9 +217,12 @@ def summary_features(
     valid: torch.Tensor,
     max_steps: int,
     streams: tuple[str, ...] = STREAMS["both"],
+    ordered: bool = True,
 ) -> torch.Tensor:
     """(B, F) a sample's summary: the mean vector of its caption's known words (zero
-    without one; caption stream), then :func:`trajectory_statistics` (trajectory stream)."""
+    without one; caption stream), then :func:`trajectory_statistics` and, when the
+    order counts (``ordered``, the network's ``order_code``), :func:`scan_direction`
+    (trajectory stream). Without it the summary is the same for any order of the clicks."""
     parts = []
     if "caption" in streams:
         known = (words >= 0).to(word_vectors.dtype)[..., None]
@@ -207,6 +230,8 @@ def summary_features(
         parts.append(total / known.sum(dim=1).clamp_min(1.0))
     if "trajectory" in streams:
         parts.append(trajectory_statistics(positions, valid, max_steps))
+        if ordered:
+            parts.append(scan_direction(positions, valid))
     return torch.cat(parts, dim=1)
 
 
@@ -214,7 +239,8 @@ class SummaryPath(nn.Module):
     """A linear read of what a sample holds on the whole, added to z_s.
 
     Features: the mean frozen word vector of the caption's known words (caption stream)
-    and :func:`trajectory_statistics` (trajectory stream), standardised with the
+    and :func:`trajectory_statistics` with, when ``ordered`` (the network's order code),
+    :func:`scan_direction` (trajectory stream), standardised with the
     training samples' mean and deviation (:meth:`fit`, kept as buffers so that a saved
     model standardises as it did in training), then one Linear map to D.
 
@@ -226,12 +252,21 @@ class SummaryPath(nn.Module):
     direction, so nothing pulls a small part's length up) and added nothing.
     """
 
-    def __init__(self, word_dim: int, dim: int, max_steps: int, streams: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        word_dim: int,
+        dim: int,
+        max_steps: int,
+        streams: tuple[str, ...],
+        ordered: bool = True,
+    ) -> None:
         super().__init__()
         self.streams = streams
         self.max_steps = max_steps
+        self.ordered = ordered
+        trajectory = TRAJECTORY_STATISTICS + (SCAN_DIRECTION if ordered else 0)
         width = (word_dim if "caption" in streams else 0) + (
-            TRAJECTORY_STATISTICS if "trajectory" in streams else 0
+            trajectory if "trajectory" in streams else 0
         )
         self.register_buffer("shift", torch.zeros(width))
         self.register_buffer("scale", torch.ones(width))
@@ -245,7 +280,9 @@ class SummaryPath(nn.Module):
         valid: torch.Tensor,
     ) -> torch.Tensor:
         """(B, F) raw summaries of this path's streams (:func:`summary_features`)."""
-        return summary_features(word_vectors, words, positions, valid, self.max_steps, self.streams)
+        return summary_features(
+            word_vectors, words, positions, valid, self.max_steps, self.streams, self.ordered
+        )
 
     @torch.no_grad()
     def fit(self, features: torch.Tensor) -> None:
@@ -363,7 +400,7 @@ class DeperNetwork(nn.Module):
         )
         self.extractor = SubjectExtractor(dim, config.heads)
         self.summary = (
-            SummaryPath(word_vectors.shape[1], dim, config.max_steps, self.names)
+            SummaryPath(word_vectors.shape[1], dim, config.max_steps, self.names, config.order_code)
             if config.summary_path
             else None
         )

@@ -4,7 +4,8 @@ Objects are visited in the order of ``log(salience) + v (preference + Gumbel noi
 v the ``view_disagreement`` knob (how much annotators of one image differ in what they
 look at; 1 by default);
 the user's thoroughness sets how many are visited and how many clicks each gets, and
-their spread sets how tightly the clicks sit on the object. The map ``hm`` is the
+their spread sets how tightly the clicks sit on the object; their scan habit sets the
+order of an object's clicks (along the user's own direction, or at random). The map ``hm`` is the
 union of the revealed discs (radius ``bubble_radius``), lightly blurred, in [0, 1].
 """
 
@@ -41,17 +42,29 @@ def clicks(
     visited: list[int],
     settings: GeneratorSettings,
     rng: np.random.Generator,
+    scan_rng: np.random.Generator,
 ) -> np.ndarray:
-    """Clicks as an N x 3 array of (x, y, order), order 1..N, pixels from the top left."""
+    """Clicks as an N x 3 array of (x, y, order), order 1..N, pixels from the top left.
+
+    The clicks on one object are drawn independently; with probability
+    ``user.scan_habit`` (a draw from ``scan_rng`` per object, so that ``rng``'s stream and
+    hence every position are the same with any habit) they are then put in the order of
+    their projection on the user's scan direction. Only the order changes.
+    """
     height, width = settings.image_height, settings.image_width
+    direction = np.array([np.cos(user.scan_direction), np.sin(user.scan_direction)])
     points: list[tuple[float, float]] = []
     for i in visited:
         obj = scene.objects[i]
         (cy, cx), (hy, hx) = obj.centre, obj.half_size
+        on_object = []
         for _ in range(1 + int(rng.poisson(max(user.clicks_per_object - 1, 0.0)))):
             y = cy + rng.normal(0, user.click_spread * hy)
             x = cx + rng.normal(0, user.click_spread * hx)
-            points.append((x, y))
+            on_object.append((x, y))
+        if user.scan_habit > 0 and scan_rng.random() < user.scan_habit:
+            on_object.sort(key=lambda p: p[0] * direction[0] + p[1] * direction[1])
+        points.extend(on_object)
     # Off-object clicks are inserted at random positions of the sequence.
     for _ in range(int(rng.poisson(settings.background_clicks))):
         position = int(rng.integers(len(points) + 1))

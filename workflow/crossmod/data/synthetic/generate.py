@@ -3,7 +3,8 @@
 Structure, as in the paper: images are grouped into sets of 15; each set is shown to
 3 annotators, one crowd task each; every user does at least one task and some do
 several (never the same image twice). Randomness comes from one seed, split into
-independent streams per part (users, scenes, tasks, each image, each annotation), so
+independent streams per part (users, scenes, tasks, each image, each annotation, and
+the scan habits that order the clicks), so
 that the same settings give byte-identical files.
 
 Besides the release files the generator writes ``_truth/`` (users' latent traits,
@@ -161,7 +162,8 @@ class World:
     annotations: list[Annotation]
 
 
-STREAMS = ("users", "scenes", "tasks", "render", "annotations")
+STREAMS = ("users", "scenes", "tasks", "render", "annotations", "scan")
+"""Seed streams, one per part; a new part goes last, so the others keep their numbers."""
 
 
 def seed_streams(settings: GeneratorSettings) -> dict[str, np.random.SeedSequence]:
@@ -178,20 +180,26 @@ def draw_world(settings: GeneratorSettings) -> World:
     gaze carries the traits) without rendering a single image.
     """
     seeds = seed_streams(settings)
-    users = make_users(settings, np.random.default_rng(seeds["users"]))
+    user_scan, annotation_scan = seeds["scan"].spawn(2)
+    users = make_users(
+        settings, np.random.default_rng(seeds["users"]), np.random.default_rng(user_scan)
+    )
     scenes = make_scenes(settings, np.random.default_rng(seeds["scenes"]))
     task_rng = np.random.default_rng(seeds["tasks"])
     image_sets = make_image_sets(settings, task_rng)
     tasks = assign_tasks(settings, image_sets, task_rng)
     annotations = []
-    streams = iter(seeds["annotations"].spawn(len(tasks) * settings.images_per_set))
+    n_annotations = len(tasks) * settings.images_per_set
+    streams = iter(seeds["annotations"].spawn(n_annotations))
+    scan_streams = iter(annotation_scan.spawn(n_annotations))
     for task in tasks:
         user = users[task.user]
         for image_index in image_sets[task.image_set]:
             rng = np.random.default_rng(next(streams))
+            scan_rng = np.random.default_rng(next(scan_streams))
             scene = scenes[image_index]
             visited = visit_order(user, scene, settings, rng)
-            click_array = clicks(user, scene, visited, settings, rng)
+            click_array = clicks(user, scene, visited, settings, rng, scan_rng)
             categories = [scene.objects[i].category for i in visited]
             text = caption(user, categories, settings.kind, scene.topic, settings.word_noise, rng)
             annotations.append(Annotation(task, image_index, visited, click_array, text))

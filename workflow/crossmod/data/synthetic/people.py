@@ -5,6 +5,8 @@ Every behavioural parameter of a user is ``population value + style_strength *
 is a fixed combination of the standard-normal traits scaled to unit variance. Gaze
 (category preferences, thoroughness, click spread) and wording (lexicons, verbosity)
 therefore carry their traits equally strongly relative to each user's own habits.
+The scan habit (the direction a user clicks around an object in) is a habit alone,
+unrelated to the traits, and shows only in the order of the clicks.
 (An earlier version scaled the gaze parts by their raw loadings, about half the
 wording's trait-to-habit ratio: the planted gaze-personality link was then too weak to
 detect at the coco size even from the generator's own record of what each annotator
@@ -46,6 +48,8 @@ class User:
     verbosity: float  # probability of mentioning one more looked-at object
     lexicon_use: dict[str, float]  # per style lexicon: probability a caption uses it
     word_weights: dict[str, np.ndarray]  # per lexicon and per category synonym list: habits
+    scan_direction: float = 0.0  # radians: the direction this user clicks around an object in
+    scan_habit: float = 0.0  # probability that an object's clicks follow scan_direction
 
 
 def bfi_answers(traits: np.ndarray, noise: float, rng: np.random.Generator) -> tuple[int, ...]:
@@ -58,7 +62,11 @@ def _sigmoid(x: float) -> float:
     return float(1 / (1 + np.exp(-x)))
 
 
-def make_users(settings: GeneratorSettings, rng: np.random.Generator) -> list[User]:
+def make_users(
+    settings: GeneratorSettings, rng: np.random.Generator, scan_rng: np.random.Generator
+) -> list[User]:
+    """The users; ``scan_rng`` draws their scan directions (the generator's "scan" stream,
+    apart from ``rng`` so that the scan habit leaves every other draw as it was)."""
     s, idio = settings.style_strength, settings.idiosyncrasy
     loadings = np.array([c.loadings for c in CATEGORIES], dtype=float)  # (n_cat, 5)
     # Each category's trait part at unit variance: the loadings set its direction only.
@@ -95,6 +103,8 @@ def make_users(settings: GeneratorSettings, rng: np.random.Generator) -> list[Us
                 verbosity=_sigmoid(0.3 + wordy),
                 lexicon_use=lexicon_use,
                 word_weights=word_weights,
+                scan_direction=float(scan_rng.uniform(0.0, 2 * np.pi)),
+                scan_habit=float(min(1.0, s * settings.scan_habit)),
             )
         )
     return users

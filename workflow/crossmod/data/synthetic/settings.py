@@ -36,6 +36,7 @@ class GeneratorSettings(Settings):
     view_disagreement: float
     word_noise: float
     clicks_per_object: float
+    scan_habit: float
     background_clicks: float
     bubble_radius: float
     map_blur: float
