@@ -7,12 +7,14 @@ import pytest
 from scipy import stats
 
 from crossmod.evaluation.fewshot import (
+    RIDGE_PENALTIES,
     Draw,
     centre_on_images,
     draws_for,
     identification,
     identify,
     protocol_embeddings,
+    ridge_fit,
     ridge_probe,
     t_interval,
     true_subject_rank,
@@ -81,6 +83,32 @@ def test_ridge_probe_finds_a_linear_trait_and_not_noise():
     traits = np.stack([z[:, 0] * 2 + 0.1 * rng.normal(size=120), rng.normal(size=120)], axis=1)
     r2 = ridge_probe(z[:80], traits[:80], z[80:], traits[80:])
     assert r2[0] > 0.9 and r2[1] < 0.1
+
+
+def test_ridge_fit_by_hand():
+    # y = x on x = (0, 1, 2). A huge penalty leaves the intercept alone: the mean, 1,
+    # everywhere. Between a huge and a tiny penalty, leave-one-out picks the tiny one
+    # (the flat fit's left-out residuals are -1.5, 0, 1.5; the line's about 0), whose
+    # fit is the line itself.
+    x, y = np.array([[0.0], [1.0], [2.0]]), np.array([[0.0], [1.0], [2.0]])
+    flat = ridge_fit(x, y, np.array([1e12]))
+    assert flat(np.array([[5.0]]))[0, 0] == pytest.approx(1.0)
+    line = ridge_fit(x, y, np.array([1e6, 1e-6]))
+    assert line(np.array([[5.0]]))[0, 0] == pytest.approx(5.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(("n", "d"), [(40, 64), (111, 64), (200, 8), (9, 64)])
+def test_ridge_fit_matches_scikit_learns_ridge_cv(n, d):
+    # The closed form stands in for RidgeCV(alphas=...) (the same leave-one-out choice
+    # and fit); fewer subjects than dimensions, and more.
+    from sklearn.linear_model import RidgeCV
+
+    rng = np.random.default_rng(n + d)
+    x = rng.normal(size=(n, d)) * rng.uniform(0.1, 3.0, size=d)
+    y = x[:, :3] @ rng.normal(size=(3, 5)) + rng.normal(size=(n, 5))
+    test = rng.normal(size=(20, d))
+    expected = RidgeCV(alphas=RIDGE_PENALTIES).fit(x, y).predict(test)
+    assert ridge_fit(x, y, RIDGE_PENALTIES)(test) == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
 def test_trajectory_weights_by_hand():

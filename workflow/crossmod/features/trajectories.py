@@ -47,11 +47,9 @@ from crossmod.cli import ensure_parent, setup_logging
 from crossmod.data.release import load_map
 from crossmod.features.gaze import bubble_centres
 from crossmod.features.locals import map_rows
+from crossmod.methods.deper import MAX_STEPS
 
 log = logging.getLogger("crossmod.features.trajectories")
-
-MAX_STEPS = 30
-"""At most this many steps per trajectory (SPEC 10); longer ones keep their first steps."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,14 @@ TEMPERATURE = 0.07
 """SupCon temperature t (SPEC 10)."""
 BANK_SIZE = 4096
 """Length of the memory bank's FIFO (SPEC 10)."""
+MAX_STEPS = 30
+"""At most this many steps per trajectory (SPEC 10); longer ones keep their first steps.
+
+Here, with the method, rather than with the trajectory builder
+(:mod:`crossmod.features.trajectories`, which reads it from here): a training job needs
+the number, and the builder's imports (scipy.ndimage, scikit-image, the release
+reader) would add about half a second to each of its start-ups.
+"""
 SMOOTH_L1_BETA = 1.0 / 9.0
 """SmoothL1's switch from quadratic to linear, in normalised image units (SPEC 10)."""
 

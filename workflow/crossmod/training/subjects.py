@@ -35,8 +35,8 @@ from crossmod.evaluation.fewshot import (
 )
 from crossmod.features.bfi import COLUMNS as BFI_COLUMNS
 from crossmod.features.bfi import TRAITS, trait_scores
-from crossmod.features.trajectories import MAX_STEPS
 from crossmod.methods.deper import (
+    MAX_STEPS,
     DeperSettings,
     SubjectMemoryBank,
     centre_by_group,
@@ -416,7 +416,19 @@ def main(argv: list[str] | None = None) -> int:
     result = train_subjects(
         data, settings, args.split, on_evaluation=live.send if live is not None else None
     )
-    z = embed(result.model, Batches(data, "cpu"), np.arange(len(data.user)))
+    everything = np.arange(len(data.user))
+    # With the summary path, z_s's two addends apart (what each tells alone, below);
+    # their sum is z_s exactly as :func:`embed` gives it, so one pass serves both.
+    addends = (
+        embed_parts(result.model, Batches(data, "cpu"), everything)
+        if result.model.summary is not None
+        else {}
+    )
+    z = (
+        addends["streams"] + addends["summary"]
+        if addends
+        else embed(result.model, Batches(data, "cpu"), everything)
+    )
     test = data.part == "test"
 
     def unseen(embedding: np.ndarray) -> list[dict]:
@@ -435,12 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     probe = personality_probe(data, z)
     # With the summary path, what each addend of z_s tells alone (same draws).
     parts = {}
-    if result.model.summary is not None:
-        everything = np.arange(len(z))
-        for name, part in embed_parts(result.model, Batches(data, "cpu"), everything).items():
-            parts[name] = unseen(part)
-            best = parts[name][-1]
-            log.info("%s alone: S=%d top-1 %.3f", name, best["shots"], best["top1"])
+    for name, part in addends.items():
+        parts[name] = unseen(part)
+        best = parts[name][-1]
+        log.info("%s alone: S=%d top-1 %.3f", name, best["shots"], best["top1"])
     for row in rows:
         log.info(
             "unseen, S=%d: top-1 %.3f top-5 %.3f (chance %.3f)",
