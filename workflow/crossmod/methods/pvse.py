@@ -328,10 +328,10 @@ def similarity(model, spec, query, answer, queries, candidates) -> np.ndarray:
 
 def optimizer(model, settings):
     """Adam with AMSGrad, the reference's learning rate."""
-    import torch
+    from crossmod.training import optimizers
 
     rate = model.method_settings.learning_rate
-    return torch.optim.Adam(model.parameters(), lr=rate, amsgrad=True)
+    return optimizers.Adam(model.parameters(), lr=rate, amsgrad=True)
 
 
 METHOD = Method(

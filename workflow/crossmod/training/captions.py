@@ -38,6 +38,7 @@ from crossmod.progress import Progress
 from crossmod.settings import Settings
 from crossmod.tracking.live import LiveRun
 from crossmod.tracking.track import network_run_name
+from crossmod.training import optimizers
 from crossmod.training.snapshots import BestSnapshot, LossCurves
 
 log = logging.getLogger("crossmod.training.captions")
@@ -184,7 +185,7 @@ def train_captioner(
     model = CaptionDecoder(
         config, torch.from_numpy(data.vocabulary), data.cells.shape[-1], data.z.shape[1]
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
+    optimizer = optimizers.AdamW(model.parameters(), lr=settings.learning_rate)
     train_rows = np.flatnonzero(data.part == "train")
     seen = subject_means(data, train_rows)
     train_z = np.stack([seen[u] for u in data.user[train_rows]])

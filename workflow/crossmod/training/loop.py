@@ -25,6 +25,7 @@ from crossmod.evaluation.scoring import evaluate, selection_key
 from crossmod.methods.registry import NetworkSpec, registry
 from crossmod.progress import Progress
 from crossmod.settings import Settings
+from crossmod.training import optimizers
 from crossmod.training.data import SplitData
 from crossmod.training.sampler import GroupBatchSampler
 from crossmod.training.snapshots import BestSnapshot, LossCurves
@@ -73,7 +74,7 @@ def network_seed(settings: TrainSettings, spec: NetworkSpec, split: int) -> np.r
 def adagrad(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     # fused: one pass over each parameter (the multi-pass version cost more than the
     # network's GEMMs on the stacked (splits, 200, 1280) encoders; make bench).
-    return torch.optim.Adagrad(
+    return optimizers.Adagrad(
         model.parameters(),
         lr=settings.learning_rate,
         weight_decay=settings.weight_decay,

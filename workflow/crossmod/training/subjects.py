@@ -47,6 +47,7 @@ from crossmod.methods.deper_net import DeperConfig, DeperNetwork
 from crossmod.progress import Progress
 from crossmod.tracking.live import LiveRun
 from crossmod.tracking.track import network_run_name
+from crossmod.training import optimizers
 from crossmod.training.sampler import GroupBatchSampler
 from crossmod.training.snapshots import BestSnapshot, LossCurves
 
@@ -295,7 +296,7 @@ def train_subjects(
     series: dict[str, list[tuple[int, float]]] = {}
     if settings.steps == 0:
         return SubjectTraining(model, 0, False, 0.0, series)
-    optimizer = torch.optim.AdamW(
+    optimizer = optimizers.AdamW(
         parameter_groups(model, settings),
         lr=settings.learning_rate,
         weight_decay=settings.weight_decay,
