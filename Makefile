@@ -47,7 +47,7 @@ test: setup lint
 test-studies: setup
 	$(BIN)/python -m pytest -q -m studies tests/test_workflow.py
 
-# DEPER's known answers: planted people told apart, the null set at chance (about 4 min).
+# DEPER's known answers: planted people told apart, the null set at chance (about 10 min on 2 cores).
 test-subjects: setup
 	$(BIN)/python -m pytest -q -m subjects -rs tests/test_known_subjects.py
 
