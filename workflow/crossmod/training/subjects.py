@@ -418,18 +418,14 @@ def main(argv: list[str] | None = None) -> int:
         data, settings, args.split, on_evaluation=live.send if live is not None else None
     )
     everything = np.arange(len(data.user))
-    # With the summary path, z_s's two addends apart (what each tells alone, below);
-    # their sum is z_s exactly as :func:`embed` gives it, so one pass serves both.
-    addends = (
-        embed_parts(result.model, Batches(data, "cpu"), everything)
-        if result.model.summary is not None
-        else {}
-    )
-    z = (
-        addends["streams"] + addends["summary"]
-        if addends
-        else embed(result.model, Batches(data, "cpu"), everything)
-    )
+    # With the summary path, z_s's addends apart (what each tells alone, below); their
+    # sum is z_s exactly as :func:`embed` gives it, so one encoder pass serves both.
+    batches = Batches(data, "cpu")
+    if result.model.summary is not None:
+        addends = embed_parts(result.model, batches, everything)
+        z = sum(addends.values())
+    else:
+        addends, z = {}, embed(result.model, batches, everything)
     test = data.part == "test"
 
     def unseen(embedding: np.ndarray) -> list[dict]:
